@@ -1,0 +1,183 @@
+"""Run configuration: every knob of a run, validated at load time.
+
+The thresholds carry the paper's names (see ../shared/docs/ioa-algorithm.md); a value out of range is a
+validation error when the config is loaded, never a silent default. No I/O beyond reading a YAML file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Unit = Field(ge=0.0, le=1.0)
+
+
+class Thresholds(_Strict):
+    """The IOA thresholds (algorithm page, table at the top). Names are the paper's."""
+
+    tau_gap: float = Field(0.3, ge=0, le=1, description="module is deficient when its relative gap exceeds this (Eq. 2)")
+    tau_high: float = Field(0.9, ge=0, le=1, description="mastery ratio at/above which a prerequisite counts as mastered (Eq. 3)")
+    tau_low: float = Field(0.7, ge=0, le=1, description="mastery ratio below which a prerequisite counts as not mastered (Eq. 3)")
+    tau_dep: float = Field(0.3, ge=0, le=1, description="a prerequisite edge is kept when its strength exceeds this")
+    alpha: float = Field(0.7, ge=0, le=1, description="weight of the gap against structural importance in severity (Eq. 4)")
+    tau_zpd: float = Field(0.15, ge=0, le=1, description="largest difficulty step between consecutive stages (Eq. 8)")
+    tau_mastery: float = Field(0.9, ge=0, le=1, description="a stage passes when every module's mastery ratio reaches this (Eq. 9)")
+    target_fraction: float = Field(0.25, gt=0, le=1, description="share of deficient modules targeted per diagnosis (Eq. 5)")
+    max_remedial_rounds: int = Field(5, ge=0, description="rounds after a stage's first before its failing modules are left")
+    min_progress: float = Field(0.02, ge=0, le=1, description="rise of the stage's minimum mastery ratio that counts as progress")
+    teacher_floor: float = Field(0.3, ge=0, le=1, description="a module whose teacher score is below this is teacher-limited")
+    min_probe_items: int = Field(8, ge=2, description="probe items a module needs; smaller groups are merged")
+    samples_per_seed: int = Field(10, ge=1, description="items the teacher writes per seed item (the paper's J_i)")
+    vote_samples: int = Field(5, ge=1, description="teacher samples drawn to verify an item without a reference")
+    vote_agree: int = Field(3, ge=1, description="how many of vote_samples must agree")
+    replay_fraction: float = Field(0.2, ge=0, le=1, description="share of each round drawn from earlier stages' items")
+    max_cycles: int = Field(2, ge=1, description="diagnose -> curriculum cycles per run")
+    eps: float = Field(1e-6, gt=0, lt=1e-2, description="guards every division")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Thresholds":
+        if self.tau_low > self.tau_high:
+            raise ValueError(f"tau_low ({self.tau_low}) must not exceed tau_high ({self.tau_high})")
+        if self.vote_agree > self.vote_samples:
+            raise ValueError(f"vote_agree ({self.vote_agree}) must not exceed vote_samples ({self.vote_samples})")
+        return self
+
+
+class Adaptations(_Strict):
+    """The five Adapter adaptations (algorithm §3); each is a prompt in prompts/ and can be switched off."""
+
+    concretization: bool = True
+    decomposition: bool = True
+    cognitive_load: bool = True
+    template: bool = True
+    plain_language: bool = True
+
+    def enabled(self) -> list[str]:
+        return [name for name, on in self.model_dump().items() if on]
+
+
+class TeacherConfig(_Strict):
+    """Which chat model teaches, and how it is called.
+
+    spec: `hf:<id|path|smollm2>` (in-process transformers; `hf:smollm2` is the packaged SmolLM2-135M-Instruct),
+    `openai:<model>` (key from OPENAI_API_KEY), `openai-compatible:<model>` with `base_url` (vLLM, llama.cpp, Ollama,
+    SGLang), `vllm:<model>` (in-process vLLM, optional extra).
+    """
+
+    spec: str = "hf:smollm2"
+    base_url: str | None = None
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the environment variable holding the key (never the key)")
+    context: str | None = Field(None, description="system prompt the teacher (not the student) is given")
+    context_file: str | None = Field(None, description="file whose text is the teacher's context; pack context if unset")
+    temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature for synthesis")
+    max_tokens: int = Field(96, ge=8, description="longest teacher reply, in tokens")
+    concurrency: int = Field(8, ge=1, description="teacher requests in flight at once (batch size for in-process models)")
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    max_retries: int = Field(4, ge=0, description="retries per call (tenacity, exponential backoff with jitter)")
+    retry_budget: int = Field(200, ge=0, description="retries allowed in the whole run")
+    timeout_s: float = Field(60.0, gt=0)
+    max_reasks: int = Field(2, ge=0, description="re-asks when a structured reply does not parse")
+    token_budget: int | None = Field(None, ge=1, description="stop the run cleanly once this many teacher tokens are spent")
+    shared_cache: str | None = Field(None, description="path of a teacher-call cache shared across runs")
+    roles: dict[str, str] = Field(default_factory=dict, description="per-role spec overrides, e.g. {judge: 'openai:gpt-4o'}")
+
+
+class StudentConfig(_Strict):
+    """The student and how it is trained (the trainer node)."""
+
+    source: str = Field("smollm2", description="`smollm2` (the packaged GGUF), a hub id, a local directory, or `tiny` (built from a config, for tests)")
+    keep_layers: list[int] | None = Field(None, description="initialise a smaller student from these teacher layers")
+    lora: bool = False
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    epochs: int = Field(2, ge=1, description="passes over a round's items")
+    batch_size: int = Field(6, ge=1)
+    max_length: int = Field(192, ge=16, description="student context length; caps item length")
+    max_new_tokens: int = Field(48, ge=4, description="longest student answer in exams")
+    bf16: bool = Field(True, description="bf16 autocast where the hardware supports it")
+    device: str = Field("auto", description="auto | cpu | cuda")
+    save_every_round: bool = True
+
+
+class TaskConfig(_Strict):
+    """The task pack (the domain) and its splits."""
+
+    pack: str = Field("zorbia", description="zorbia (embedded default) | gsm8k | humaneval | jsonl")
+    path: str | None = Field(None, description="data file for the jsonl pack")
+    prompt_field: str = "prompt"
+    answer_field: str | None = "answer"
+    category_field: str | None = "category"
+    checker: Literal["auto", "contains", "numeric", "exact", "rouge", "code"] = "auto"
+    n_seed: int | None = Field(None, ge=1, description="items in the seed split (pack default if unset)")
+    n_probe: int | None = Field(None, ge=1)
+    n_test: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, description="use only the first N items of the pack")
+    split_seed: int = 0
+
+
+class RunConfig(_Strict):
+    """A whole run. Loaded from YAML by `load_config`; resolved copy saved as runs/<id>/config.yaml."""
+
+    run_id: str | None = None
+    runs_dir: str = "runs"
+    seed: int = 0
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    adaptations: Adaptations = Field(default_factory=Adaptations)
+    min_items: int = Field(4, ge=1, description="a module's round needs at least this many kept items, else the run stops")
+    watch_items: int = Field(4, ge=0, description="gate items of each untrained target scored at every exam (Eq. 3)")
+    max_items_per_module: int | None = Field(None, ge=1, description="cap on kept items per module per round")
+    max_rounds_total: int = Field(40, ge=1, description="safety cap on synthesize-train-examine rounds in a run")
+    embedder: Literal["tfidf", "minilm"] = "tfidf"
+    trace_prompts: bool = True
+
+    @field_validator("run_id")
+    @classmethod
+    def _safe_id(cls, v: str | None) -> str | None:
+        if v is not None and (not v or "/" in v or v.startswith(".")):
+            raise ValueError(f"run_id {v!r} must be a plain name")
+        return v
+
+
+class ConfigError(ValueError):
+    """A user-caused configuration problem; the CLI prints its message as one line."""
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
+    """Read a YAML config (or the embedded default when path is None) and validate it."""
+    import yaml
+    from pydantic import ValidationError
+
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {p} must be a mapping of fields, got {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "config"
+        raise ConfigError(f"invalid config field {where}: {err['msg']} (got {err.get('input')!r})") from None
