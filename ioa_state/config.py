@@ -98,7 +98,7 @@ class StudentConfig(_Strict):
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     learning_rate: float = Field(5e-5, gt=0)
-    epochs: int = Field(2, ge=1, description="passes over a round's items")
+    epochs: int = Field(3, ge=1, description="passes over a round's items")
     batch_size: int = Field(6, ge=1)
     max_length: int = Field(192, ge=16, description="student context length; caps item length")
     max_new_tokens: int = Field(48, ge=4, description="longest student answer in exams")

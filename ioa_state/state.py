@@ -51,8 +51,11 @@ class Module(_Model):
     seed_ids: list[str] = Field(default_factory=list)
     gate_ids: list[str] = Field(default_factory=list, description="probe half that scores, mastery and Eq. 9 read")
     remedial_ids: list[str] = Field(default_factory=list, description="probe half whose wrong answers remedial synthesis may show")
+    test_ids: list[str] = Field(default_factory=list, description="test items of this module: the final report only")
     item_levels: dict[str, int] = Field(default_factory=dict, description="teacher's difficulty label (1-3) per probe item")
     teacher_score: float | None = None
+    teacher_level_scores: dict[int, float] = Field(default_factory=dict, description="teacher's gate score per item level")
+    passed_level: int = Field(0, ge=0, le=3, description="highest item level the student has passed (0: none)")
     teacher_limited: bool = False
     fallbacks: list[str] = Field(default_factory=list, description="fields filled by a fallback because the teacher's reply did not parse, with why")
 
@@ -105,6 +108,7 @@ class Decision(_Model):
     numbers: dict[str, float] = Field(default_factory=dict)
     thresholds: dict[str, float] = Field(default_factory=dict)
     failing: list[str] = Field(default_factory=list)
+    modules: list[str] = Field(default_factory=list, description="the stage's modules when the decision was taken")
 
 
 class Usage(_Model):
@@ -144,7 +148,8 @@ class LearnerState(_Model):
     not_mastered: list[str] = Field(default_factory=list)
     forgetting: list[str] = Field(default_factory=list, description="passed modules that fell below tau_mastery: back in replay")
     decisions: list[Decision] = Field(default_factory=list)
-    item_files: list[ArtifactRef] = Field(default_factory=list)
+    item_files: list[ArtifactRef] = Field(default_factory=list, description="kept synthesized items, one file per round")
+    dropped_files: list[ArtifactRef] = Field(default_factory=list, description="dropped candidates with the reason for each")
     wrong_answers: ArtifactRef | None = None
     student: ArtifactRef | None = None
     student_history: list[ArtifactRef] = Field(default_factory=list)

@@ -1,0 +1,249 @@
+"""The diagnostician (Identifier, algorithm §1): what to teach.
+
+First diagnosis: group seed and probe items into knowledge modules from the data (category labels, else TF-IDF
+clusters), merge groups under `min_probe_items`, have the teacher name and level each module and each probe item
+(structured output; a field it fails to give is filled by a recorded fallback), split probes into gate and
+remedial-source halves, score teacher and student on the gate items, ask the teacher for a prerequisite prior.
+Every diagnosis: gaps (Eq. 2), deficient and teacher-limited modules, edges (Eq. 3), severity (Eq. 4), targets (Eq. 5).
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections import defaultdict
+
+from pydantic import BaseModel, Field
+
+from agents import scoring
+from agents.runtime import Services
+from ioa_state import Item, LearnerState, Module, Observation
+from ioa_state import pedagogy as ped
+from prompts import render
+
+
+class ModuleCard(BaseModel):
+    """How the teacher describes one knowledge module."""
+
+    name: str = Field(description="a short topic name, two or three words")
+    description: str = Field(description="one line saying what the topic covers")
+    level: int = Field(ge=1, le=3, description="1 introductory, 2 intermediate, 3 advanced")
+
+
+class PrerequisiteEdge(BaseModel):
+    prerequisite: str = Field(description="the topic that must be known first")
+    topic: str = Field(description="the topic that needs it")
+    strength: float = Field(ge=0, le=1, description="0 not needed .. 1 essential")
+
+
+class PrerequisiteList(BaseModel):
+    """The teacher's judgement of which topics build on which (the prior of Eq. 3)."""
+
+    edges: list[PrerequisiteEdge] = Field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "module"
+
+
+def group_items(items: list[Item], min_probe: int, seed: int) -> dict[str, list[Item]]:
+    """Seed/probe/test items grouped into modules: by category label, else TF-IDF k-means; small groups merged."""
+    pool = [it for it in items if it.split in ("seed", "probe")]
+    if all(it.category for it in pool):
+        groups: dict[str, list[Item]] = defaultdict(list)
+        for it in pool:
+            groups[_slug(it.category)].append(it)
+    else:
+        from sklearn.cluster import KMeans
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        n_probe = sum(it.split == "probe" for it in pool)
+        k = max(1, min(len(pool), n_probe // (2 * min_probe)))
+        vec = TfidfVectorizer(stop_words="english").fit([it.prompt for it in pool])
+        labels = KMeans(n_clusters=k, random_state=seed, n_init=4).fit_predict(vec.transform([it.prompt for it in pool])) if k > 1 else [0] * len(pool)
+        groups = defaultdict(list)
+        for it, lab in zip(pool, labels):
+            groups[f"cluster-{int(lab)}"].append(it)
+    groups = _merge_small(dict(groups), min_probe)
+    _assign_tests(groups, [it for it in items if it.split == "test"])
+    return groups
+
+
+def _centroids(groups: dict[str, list[Item]]):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    names = sorted(groups)
+    vec = TfidfVectorizer().fit([it.prompt for g in groups.values() for it in g])
+    cents = {n: vec.transform([" ".join(it.prompt for it in groups[n] if it.split != "test")]) for n in names}
+    return vec, cents
+
+
+def _merge_small(groups: dict[str, list[Item]], min_probe: int) -> dict[str, list[Item]]:
+    def probes(n):
+        return sum(it.split == "probe" for it in groups[n])
+
+    while len(groups) > 1:
+        small = sorted((n for n in groups if probes(n) < min_probe), key=lambda n: (probes(n), n))
+        if not small:
+            break
+        _, cents = _centroids(groups)
+        name = small[0]
+        nearest = max((n for n in groups if n != name), key=lambda n: ((cents[name] @ cents[n].T).toarray()[0, 0], n))
+        groups[nearest] = groups[nearest] + groups.pop(name)
+    return groups
+
+
+def _assign_tests(groups: dict[str, list[Item]], tests: list[Item]) -> None:
+    by_label = {_slug(it.category): n for n, g in groups.items() for it in g if it.category}
+    unplaced = []
+    for it in tests:
+        if it.category and _slug(it.category) in by_label:
+            groups[by_label[_slug(it.category)]].append(it)
+        else:
+            unplaced.append(it)
+    if unplaced:
+        vec, cents = _centroids(groups)
+        for it in unplaced:
+            v = vec.transform([it.prompt])
+            groups[max(cents, key=lambda n: ((v @ cents[n].T).toarray()[0, 0], n))].append(it)
+
+
+def build_modules(svc: Services) -> dict[str, Module]:
+    """Modules from the data, named and levelled by the teacher, probes split into gate and remedial halves."""
+    th = svc.cfg.thresholds
+    groups = group_items(list(svc.items.values()), th.min_probe_items, svc.cfg.seed)
+    modules: dict[str, Module] = {}
+    for mid, group in sorted(groups.items()):
+        probes = [it.id for it in group if it.split == "probe"]
+        random.Random(f"{svc.cfg.seed}:{mid}").shuffle(probes)
+        half = math.ceil(len(probes) / 2)
+        labels = sorted({it.category for it in group if it.category})
+        modules[mid] = Module(id=mid, name=labels[0] if len(labels) == 1 else mid, labels=labels,
+                              seed_ids=[it.id for it in group if it.split == "seed"], gate_ids=sorted(probes[:half]),
+                              remedial_ids=sorted(probes[half:]), test_ids=[it.id for it in group if it.split == "test"])
+    _describe(svc, modules)
+    _label_levels(svc, modules)
+    return modules
+
+
+def _describe(svc: Services, modules: dict[str, Module]) -> None:
+    from agents.teacher import TeacherRequest
+
+    reqs = []
+    for m in modules.values():
+        examples = [svc.items[i].prompt for i in (m.seed_ids + m.gate_ids)[:6]]
+        p = render("module_describe", examples="\n".join(f"- {e}" for e in examples))
+        reqs.append(TeacherRequest(messages=[{"role": "user", "content": p.text}], temperature=0.0, max_tokens=96,
+                                   role="diagnostician", tag={"module": m.id, "template": p.template}))
+    for m, rep in zip(modules.values(), svc.teacher.ask_structured(reqs, ModuleCard)):
+        if rep.value is not None:
+            m.name, m.description, m.level = rep.value.name.strip()[:60] or m.name, rep.value.description.strip()[:200], rep.value.level
+        else:
+            m.description = f"items labelled {', '.join(m.labels) or m.id}"
+            m.fallbacks.append(f"name/description/level: teacher reply did not parse ({rep.error}); kept the data label and level 1")
+
+
+def _label_levels(svc: Services, modules: dict[str, Module]) -> None:
+    from agents.teacher import TeacherRequest
+
+    pairs = [(m, i) for m in modules.values() for i in m.gate_ids + m.remedial_ids]
+    reqs = []
+    for m, i in pairs:
+        p = render("item_level", question=svc.items[i].prompt)
+        reqs.append(TeacherRequest(messages=[{"role": "user", "content": p.text}], temperature=0.0, max_tokens=6,
+                                   role="diagnostician", tag={"module": m.id, "item": i, "template": p.template}))
+    failed: dict[str, int] = defaultdict(int)
+    for (m, i), rep in zip(pairs, svc.teacher.ask(reqs)):
+        level = parse_level(rep.text)
+        if level is not None:
+            m.item_levels[i] = level
+        else:
+            m.item_levels[i] = m.level
+            failed[m.id] += 1
+    for mid, n in failed.items():
+        modules[mid].fallbacks.append(f"item levels: {n} teacher replies gave no level 1-3; those items take the module level {modules[mid].level}")
+
+
+def parse_level(text: str | None) -> int | None:
+    """The level in a one-digit reply (or a {"level": n} object); None when the reply names no level 1-3."""
+    found = re.findall(r"(?<![\d.])([123])(?![\d.])", text or "")
+    return int(found[0]) if found else None
+
+
+def prerequisite_prior(svc: Services, modules: dict[str, Module]) -> dict[tuple[str, str], float]:
+    """The teacher's judged prerequisite strengths, mapped from names back to module ids."""
+    from agents.teacher import TeacherRequest
+
+    if len(modules) < 2:
+        return {}
+    listing = "\n".join(f"- {m.name}: {m.description}" for m in modules.values())
+    p = render("prerequisites", modules=listing)
+    rep = svc.teacher.ask_structured([TeacherRequest(messages=[{"role": "user", "content": p.text}], temperature=0.0,
+                                                     max_tokens=256, role="diagnostician", tag={"template": p.template})],
+                                     PrerequisiteList)[0]
+    if rep.value is None:
+        svc.trace.emit("fallback", node="diagnose", field="prerequisite prior", why=rep.error, used="no prior edges")
+        return {}
+    by_name = {m.name.lower(): m.id for m in modules.values()} | {m.id: m.id for m in modules.values()}
+    prior = {}
+    for e in rep.value.edges:
+        src, dst = by_name.get(e.prerequisite.strip().lower()), by_name.get(e.topic.strip().lower())
+        if src and dst and src != dst:
+            prior[(src, dst)] = max(prior.get((src, dst), 0.0), e.strength)
+    return prior
+
+
+def diagnose(state: LearnerState, svc: Services) -> dict:
+    """The Identifier node: modules (first time), scores, gaps, edges, severity, targets."""
+    th = svc.cfg.thresholds
+    first = not state.modules
+    svc.progress(f"diagnose: cycle {state.cycle}{' (building modules)' if first else ''}")
+    if first:
+        modules = build_modules(svc)
+        gate_items = [svc.items[i] for m in modules.values() for i in m.gate_ids]
+        t_scores = scoring.check_all(svc, gate_items, scoring.teacher_answers(svc, gate_items, "examiner", node="diagnose"))
+        for m in modules.values():
+            m.teacher_score = scoring.mean([t_scores[i] for i in m.gate_ids])
+            m.teacher_level_scores = scoring.level_scores(m.gate_ids, m.item_levels, t_scores)
+            m.teacher_limited = m.teacher_score < th.teacher_floor
+        prior = prerequisite_prior(svc, modules)
+        test_items = [svc.items[i] for m in modules.values() for i in m.test_ids]
+        t_test = scoring.check_all(svc, test_items, scoring.teacher_answers(svc, test_items, "examiner", node="diagnose:test"))
+        s_test = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
+        test_teacher, _ = scoring.module_scores({k: m.test_ids for k, m in modules.items()}, t_test)
+        test_before, _ = scoring.module_scores({k: m.test_ids for k, m in modules.items()}, s_test)
+        test_teacher["overall"], test_before["overall"] = scoring.mean(list(t_test.values())), scoring.mean(list(s_test.values()))
+        update = {"modules": modules, "test_teacher": test_teacher, "test_before": test_before}
+    else:
+        modules = {k: m.model_copy(deep=True) for k, m in state.modules.items()}
+        prior = {(e.src, e.dst): e.prior for e in state.edges}
+        update = {"modules": modules}
+    gate_items = [svc.items[i] for m in modules.values() for i in m.gate_ids]
+    s_scores = scoring.check_all(svc, gate_items, scoring.student_answers(svc, gate_items))
+    scores, counts = scoring.module_scores({k: m.gate_ids for k, m in modules.items()}, s_scores)
+    obs = Observation(checkpoint=state.student.path if state.student else "initial", cycle=state.cycle,
+                      round=state.total_rounds, trained=list(state.trained), scores=scores, counts=counts,
+                      level_scores={k: scoring.level_scores(m.gate_ids, m.item_levels, s_scores) for k, m in modules.items()})
+    observations = state.observations + [obs]
+    teacher = {k: m.teacher_score or 0.0 for k, m in modules.items()}
+    gaps, deficient, limited = ped.classify(teacher, scores, th)
+    edges = ped.estimate_edges(sorted(modules), prior, observations, teacher, th)
+    sev = ped.severity(gaps, edges, th.alpha)
+    targets, caveats = ped.select_targets(deficient, limited, sev, edges, th.target_fraction)
+    if not deficient:
+        caveats.append("no module is deficient and teachable" + (f" (teacher-limited: {', '.join(limited)})" if limited else ""))
+    for k in sorted(modules):
+        svc.trace.emit("module_diagnosis", node="diagnose", cycle=state.cycle, module=k, name=modules[k].name,
+                       teacher_score=teacher[k], student_score=scores.get(k, 0.0), gap=round(gaps[k], 6),
+                       tau_gap=th.tau_gap, deficient=k in deficient, teacher_limited=k in limited,
+                       teacher_floor=th.teacher_floor, severity=round(sev[k], 6), target=k in targets,
+                       fallbacks=modules[k].fallbacks)
+    for e in edges:
+        svc.trace.emit("edge", node="diagnose", cycle=state.cycle, src=e.src, dst=e.dst, prior=e.prior,
+                       measured=e.measured, n_obs=e.n_obs, strength=round(e.strength, 6), tau_dep=th.tau_dep,
+                       kept=e.kept, source=e.source, broken_cycle=e.broken_cycle)
+    svc.trace.emit("targets", node="diagnose", cycle=state.cycle, targets=targets, deficient=deficient,
+                   teacher_limited=limited, target_fraction=th.target_fraction, caveats=caveats)
+    return {**update, "observations": observations, "gap": gaps, "deficient": deficient, "severity": sev,
+            "targets": targets, "caveats": sorted(set(state.caveats) | set(caveats)), "edges": edges,
+            "phase": "diagnosed", "usage": svc.usage()}

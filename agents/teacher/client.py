@@ -1,0 +1,456 @@
+"""The teacher client: every teacher call of a run goes through one `Teacher`.
+
+    teacher = Teacher(cfg.teacher, run_dir, trace=writer)
+    replies = teacher.ask([TeacherRequest(messages, temperature=0.7, max_tokens=64, sample_index=k)])
+    parsed = teacher.ask_structured(requests, ModuleList)
+
+What it guarantees:
+- Cache first (agents/teacher/cache.py): a request answered before, in this run or (with `shared_cache`) another,
+  costs nothing, is served even when the budget is spent, and is written to disk before its reply is returned.
+- Misses run concurrently: remote backends on a thread pool of `concurrency` workers; in-process backends (`hf:`,
+  `vllm:`) as one batched call per backend, grouped by temperature and max_tokens inside the model.
+  `sample_index` makes n samples n different samples: it is part of the cache key, and in-process backends seed each
+  row from that key (remote backends rely on temperature > 0).
+- Retries (tenacity) with bounded exponential backoff and jitter, honouring Retry-After; `max_retries` per call and
+  a run-wide `retry_budget`. Rate limits and concurrency in one place (agents/teacher/limits.py).
+- One failed call never raises: its reply has `error` set and is counted in `Usage.failures`. Two things do raise:
+  `TeacherConfigError` when the backend cannot work at all (unknown spec, missing key, HTTP 401/403/404 such as a
+  wrong model name, a local model that does not load), and `BudgetExhausted` when sending a call would spend more
+  than `token_budget` tokens (the calls that fit are made and cached first).
+- Structured output (`ask_structured`): the backend's JSON-schema support where it has one, else the schema in the
+  prompt and a tolerant parser; up to `max_reasks` re-asks that show the parse error; a value that still fails is
+  None with `error` set, never silently replaced.
+- Accounting per role (`usage`, the state's `Usage`) and per backend spec (`usage_by_backend`), with dollar costs
+  from a price table (agents/teacher/prices.py).
+- `trace(event)` gets one dict per teacher call (cache hits included). No API key or Authorization header ever
+  reaches a trace event, a cache row or an error string.
+- `context=` (optional) is a system prompt the client adds to every request: merged into the request's first system
+  message, or put before its messages. The config's `context` / `context_file` are NOT applied here: the agents put
+  the teacher's context into their messages themselves (agents/runtime.py), and applying it twice would double it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel
+
+from agents.teacher import structured as so
+from agents.teacher.accounting import Accounting
+from agents.teacher.backends import LOCAL_BACKENDS, make_chat_model, parse_spec, with_call_params
+from agents.teacher.cache import CACHE_FILE, TeacherCache, cache_key
+from agents.teacher.errors import BudgetExhausted, TeacherConfigError
+from agents.teacher.limits import Limiter
+from agents.teacher.parsing import parse_structured
+from agents.teacher.prices import PriceTable
+from agents.teacher.records import StructuredReply, TeacherReply, TeacherRequest
+from agents.teacher.redact import Redactor
+from agents.teacher.retry import RetryBudget, RetryPolicy, is_fatal, is_transient, make_retrying, status_of
+from ioa_state.config import TeacherConfig
+from ioa_state.state import Usage
+
+log = logging.getLogger(__name__)
+
+_MESSAGE_ROLES = frozenset({"system", "user", "assistant"})
+_ERROR_CHARS = 400
+
+
+@dataclass
+class _Call:
+    """One call as sent: the request, where it goes, its rendered messages and its cache key."""
+
+    request: TeacherRequest
+    spec: str
+    backend: str
+    model: str
+    mode: str  # "plain" for ask(); json_schema | function_calling | text for ask_structured()
+    schema: type[BaseModel] | None
+    history: list[dict]
+    messages: list[dict]
+    key: str
+    est_tokens: int
+
+
+@dataclass
+class _Batch:
+    """State shared by the calls of one _run: stop sending once the backend proved unusable."""
+
+    abort: threading.Event = field(default_factory=threading.Event)
+    fatal: TeacherConfigError | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, err: TeacherConfigError) -> None:
+        with self.lock:
+            if self.fatal is None:
+                self.fatal = err
+        self.abort.set()
+
+
+class _NotSent(Exception):
+    """A call dropped because another call of the batch hit a fatal error."""
+
+
+class Teacher:
+    """The run's teacher: cached, retried, rate-limited, budgeted and traced chat calls."""
+
+    def __init__(
+        self,
+        cfg: TeacherConfig,
+        run_dir: Path,
+        trace: Callable[[dict], None] | None = None,
+        *,
+        context: str | None = None,
+        prices: Mapping | str | Path | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.trace = trace
+        self._models: dict[str, BaseChatModel] = {}
+        self._lock = threading.RLock()
+        for spec in dict.fromkeys([cfg.spec, *cfg.roles.values()]):
+            self.chat_model(spec)  # unknown prefix, missing key, missing extra: fail now, in one line, touching nothing
+        self.redactor = Redactor([cfg.api_key_env])
+        self.context = context
+        cache_path = Path(cfg.shared_cache).expanduser() if cfg.shared_cache else self.run_dir / CACHE_FILE
+        self.cache = TeacherCache(cache_path)
+        self.limiter = Limiter(cfg.concurrency, cfg.requests_per_minute, cfg.tokens_per_minute)
+        self.retry_budget = RetryBudget(cfg.retry_budget)
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.accounts = Accounting(PriceTable(prices), cfg.token_budget)
+        self._runnables: dict[tuple, Runnable] = {}
+        self._modes: dict[str, str] = {}
+        self._trace_lock = threading.Lock()
+        self._trace_warned = False
+
+    # -- configuration -----------------------------------------------------------------------------------------
+    def spec_for(self, role: str) -> str:
+        """The backend spec that serves a role (`teacher.roles` overrides `teacher.spec`)."""
+        return self.cfg.roles.get(role, self.cfg.spec)
+
+    def chat_model(self, spec: str) -> BaseChatModel:
+        """The LangChain chat model of a spec, made once."""
+        with self._lock:
+            if spec not in self._models:
+                self._models[spec] = make_chat_model(spec, self.cfg)
+            return self._models[spec]
+
+    def _mode(self, spec: str) -> str:
+        backend, _ = parse_spec(spec)
+        with self._lock:
+            return self._modes.setdefault(spec, so.MODES_BY_BACKEND[backend][0])
+
+    def _downgrade(self, spec: str, rejected: str) -> str:
+        backend, _ = parse_spec(spec)
+        with self._lock:
+            if self._modes.get(spec, rejected) == rejected:
+                nxt = so.next_mode(backend, rejected) or "text"
+                log.warning("teacher %s rejected structured output via %s; using %s from now on", spec, rejected, nxt)
+                self._modes[spec] = nxt
+            return self._modes[spec]
+
+    # -- accounting views --------------------------------------------------------------------------------------
+    @property
+    def usage(self) -> dict[str, Usage]:
+        """Usage per role (copies; store them in the learner state)."""
+        return self.accounts.snapshot()[0]
+
+    @property
+    def usage_by_backend(self) -> dict[str, Usage]:
+        """Usage per backend spec (copies)."""
+        return self.accounts.snapshot()[1]
+
+    @property
+    def spent_tokens(self) -> int:
+        return self.accounts.spent_tokens
+
+    def restore_usage(self, usage: dict[str, Usage]) -> None:
+        """Continue a resumed run's accounting: its budget and retry budget stay spent."""
+        self.accounts.restore(usage)
+        self.retry_budget.used = min(self.retry_budget.total, sum(u.retries for u in usage.values()))
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def __enter__(self) -> "Teacher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- building calls ----------------------------------------------------------------------------------------
+    def _render(self, req: TeacherRequest, history: list[dict], schema: type[BaseModel] | None,
+                mode: str) -> list[dict]:
+        msgs = []
+        for m in req.messages:
+            role, content = m.get("role"), m.get("content")
+            if role not in _MESSAGE_ROLES or not isinstance(content, str):
+                raise ValueError(f"teacher messages need a role in {sorted(_MESSAGE_ROLES)} and string content, "
+                                 f"got {m!r}")
+            msgs.append({"role": role, "content": content})
+        if self.context:
+            if msgs and msgs[0]["role"] == "system":
+                msgs[0] = {"role": "system", "content": f"{self.context}\n\n{msgs[0]['content']}"}
+            else:
+                msgs.insert(0, {"role": "system", "content": self.context})
+        if schema is not None and mode == "text":
+            msgs = so.with_instruction(msgs, schema)
+        return msgs + [dict(h) for h in history]
+
+    def _make_call(self, req: TeacherRequest, schema: type[BaseModel] | None = None,
+                   history: list[dict] | None = None, mode: str | None = None) -> _Call:
+        spec = self.spec_for(req.role)
+        backend, model = parse_spec(spec)
+        mode = "plain" if schema is None else (mode or self._mode(spec))
+        history = list(history or [])
+        messages = self._render(req, history, schema, mode)
+        params: dict[str, Any] = {"temperature": float(req.temperature), "max_tokens": int(req.max_tokens),
+                                  "mode": mode}
+        if schema is not None and mode in so.API_MODES:
+            params["schema"] = so.schema_json(schema)
+        key = cache_key(backend, model, params, messages, req.sample_index)
+        chars = sum(len(m["content"]) for m in messages) + len(str(params.get("schema", "")))
+        est = math.ceil(chars / 3) + int(req.max_tokens)
+        return _Call(req, spec, backend, model, mode, schema, history, messages, key, est)
+
+    def _runnable(self, c: _Call) -> Runnable:
+        k = (c.spec, c.request.temperature, c.request.max_tokens, c.mode, c.schema)
+        with self._lock:
+            if k not in self._runnables:
+                chat = with_call_params(self.chat_model(c.spec), c.backend, c.request.temperature,
+                                        c.request.max_tokens)
+                self._runnables[k] = (so.structured_runnable(chat, c.schema, c.mode)
+                                      if c.mode in so.API_MODES else chat)
+            return self._runnables[k]
+
+    # -- the public calls --------------------------------------------------------------------------------------
+    def ask(self, requests: list[TeacherRequest]) -> list[TeacherReply]:
+        """One reply per request, in order. Raises only TeacherConfigError and BudgetExhausted (see module doc)."""
+        return self._run([self._make_call(r) for r in requests])
+
+    def ask_structured(self, requests: list[TeacherRequest], schema: type[BaseModel]) -> list[StructuredReply]:
+        """One schema-valid value (or None with the reason) per request, in order, after up to max_reasks re-asks."""
+        n = len(requests)
+        value: list[BaseModel | None] = [None] * n
+        raw: list[str | None] = [None] * n
+        error: list[str | None] = [None] * n
+        reasks = [0] * n
+        history: list[list[dict]] = [[] for _ in range(n)]
+        active = list(range(n))
+        for attempt in range(self.cfg.max_reasks + 1):
+            if not active:
+                break
+            calls = [self._make_call(requests[i], schema, history[i]) for i in active]
+            replies = self._run(calls)
+            still = []
+            for i, c, rep in zip(active, calls, replies):
+                if rep.error is not None:
+                    error[i] = rep.error
+                    continue
+                raw[i] = rep.text
+                v, why = parse_structured(rep.text, schema)
+                if v is not None:
+                    value[i], error[i] = v, None
+                    continue
+                error[i] = f"reply to {schema.__name__} not usable: {why}"
+                if attempt < self.cfg.max_reasks:
+                    history[i] = history[i] + so.reask_messages(rep.text, why or "invalid", c.mode)
+                    reasks[i] += 1
+                    still.append(i)
+            active = still
+        return [StructuredReply(value[i], raw[i], self.redactor.text(error[i]), reasks[i]) for i in range(n)]
+
+    # -- running calls -----------------------------------------------------------------------------------------
+    def _run(self, calls: list[_Call]) -> list[TeacherReply]:
+        replies: list[TeacherReply | None] = [None] * len(calls)
+        issued: list[int] = []
+        skipped = 0
+        for i, c in enumerate(calls):
+            hit = self._from_cache(c)
+            if hit is not None:
+                replies[i] = hit
+            elif self.accounts.reserve(c.est_tokens):
+                issued.append(i)
+            else:
+                skipped += 1
+        batch = _Batch()
+        local: dict[str, list[int]] = {}
+        remote: list[int] = []
+        for i in issued:
+            (local.setdefault(calls[i].spec, []) if calls[i].backend in LOCAL_BACKENDS else remote).append(i)
+        for spec, idxs in local.items():
+            for i, rep in zip(idxs, self._run_local(spec, [calls[i] for i in idxs], batch)):
+                replies[i] = rep
+        if remote:
+            workers = min(self.cfg.concurrency, len(remote))
+            if workers == 1:
+                outs = [self._run_remote(calls[i], batch) for i in remote]
+            else:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="teacher") as pool:
+                    outs = list(pool.map(lambda i: self._run_remote(calls[i], batch), remote))
+            for i, rep in zip(remote, outs):
+                replies[i] = rep
+        if batch.fatal is not None:
+            raise batch.fatal
+        if skipped:
+            raise BudgetExhausted(self.accounts.spent_tokens, self.cfg.token_budget or 0, replies, skipped)
+        return replies  # type: ignore[return-value]
+
+    def _from_cache(self, c: _Call) -> TeacherReply | None:
+        hit = self.cache.get(c.key)
+        if hit is None:
+            return None
+        self.accounts.record_cached(c.request.role, c.spec)
+        reply = TeacherReply(hit.text, hit.tokens_in, hit.tokens_out, True, 0, 0.0, None)
+        self._emit(c, reply)
+        return reply
+
+    def _run_local(self, spec: str, calls: list[_Call], batch: _Batch) -> list[TeacherReply]:
+        chat = self.chat_model(spec)
+        configs = [{"configurable": {"seed": int(c.key[:8], 16), "temperature": float(c.request.temperature),
+                                     "max_tokens": int(c.request.max_tokens)}} for c in calls]
+        t0 = time.monotonic()
+        try:
+            outs: list[Any] = chat.batch([c.messages for c in calls], configs, return_exceptions=True)
+        except Exception as e:  # a model that breaks the whole batch fails each call, counted
+            outs = [e] * len(calls)
+        latency = time.monotonic() - t0
+        replies = []
+        for c, out in zip(calls, outs):
+            if isinstance(out, TeacherConfigError):
+                batch.fail(out)
+            if isinstance(out, BaseException):
+                replies.append(self._finish_failure(c, self._describe(out, c), latency, 0))
+                continue
+            text, msg = so.message_text(out)
+            tin, tout = self._token_counts(c, text, msg)
+            replies.append(self._finish_success(c, text, tin, tout, 0, latency))
+        return replies
+
+    def _run_remote(self, c: _Call, batch: _Batch) -> TeacherReply:
+        t0 = time.monotonic()
+        retries = [0]
+        reserved = c.est_tokens
+        try:
+            while True:
+                if c.mode in so.API_MODES and self._mode(c.spec) != c.mode:  # another call found it rejected
+                    c = self._make_call(c.request, c.schema, c.history, mode=self._mode(c.spec))
+                    hit = self._from_cache(c)
+                    if hit is not None:
+                        self.accounts.release(reserved)
+                        return hit
+                try:
+                    text, tin, tout = self._send(c, batch, retries)
+                    break
+                except Exception as e:
+                    if not (c.mode in so.API_MODES and so.is_mode_rejection(e)):
+                        raise
+                    self._downgrade(c.spec, c.mode)
+            c.est_tokens = reserved
+            return self._finish_success(c, text, tin, tout, retries[0], time.monotonic() - t0)
+        except _NotSent:
+            c.est_tokens = reserved
+            return self._finish_failure(c, f"not sent: {batch.fatal}", time.monotonic() - t0, retries[0], sent=False)
+        except Exception as e:
+            c.est_tokens = reserved
+            msg = self._describe(e, c)
+            if is_fatal(e):
+                batch.fail(TeacherConfigError(msg))
+            return self._finish_failure(c, msg, time.monotonic() - t0, retries[0])
+
+    def _send(self, c: _Call, batch: _Batch, retries: list[int]) -> tuple[str, int, int]:
+        runnable = self._runnable(c)
+        api_mode = c.mode in so.API_MODES
+
+        def transient(e: BaseException) -> bool:
+            return is_transient(e) and not (api_mode and so.is_mode_rejection(e))
+
+        def before_sleep(_state: Any) -> None:
+            retries[0] += 1
+
+        for attempt in make_retrying(self.retry_policy, self.cfg.max_retries, self.retry_budget,
+                                     self.limiter.hold_off, before_sleep, transient):
+            with attempt:
+                if batch.abort.is_set():
+                    raise _NotSent()
+                with self.limiter.slot(c.est_tokens) as slot:
+                    result = runnable.invoke(c.messages)
+                    text, msg = so.message_text(result)
+                    tin, tout = self._token_counts(c, text, msg)
+                    slot.settle(tin + tout)
+        return text, tin, tout
+
+    @staticmethod
+    def _token_counts(c: _Call, text: str, msg: Any) -> tuple[int, int]:
+        usage = getattr(msg, "usage_metadata", None) or {}
+        tin = usage.get("input_tokens")
+        tout = usage.get("output_tokens")
+        if tin is None or tout is None:  # a server that reports no usage: count estimates, never zero
+            tin = tin if tin is not None else c.est_tokens - c.request.max_tokens
+            tout = tout if tout is not None else math.ceil(len(text) / 4)
+        return int(tin), int(tout)
+
+    def _describe(self, e: BaseException, c: _Call) -> str:
+        code = status_of(e)
+        body = getattr(e, "body", None)
+        detail = body.get("message") if isinstance(body, dict) and body.get("message") else str(e)
+        where = f" at {self.cfg.base_url}" if c.backend == "openai-compatible" and self.cfg.base_url else ""
+        if code == 404:
+            msg = (f"teacher {c.spec}: the server{where} does not serve model {c.model!r} "
+                   f"(HTTP 404: {detail}); check the model name and teacher.base_url")
+        elif code == 401:
+            msg = f"teacher {c.spec}: the API key in ${self.cfg.api_key_env} was rejected (HTTP 401: {detail})"
+        elif code == 403:
+            msg = f"teacher {c.spec}: no access to model {c.model!r} (HTTP 403: {detail})"
+        elif isinstance(e, TeacherConfigError):
+            msg = str(e)
+        else:
+            msg = f"{type(e).__name__}{f' (HTTP {code})' if code else ''}: {detail}"
+        msg = " ".join(msg.split())
+        return self.redactor.text(msg[:_ERROR_CHARS]) or ""
+
+    # -- finishing calls ---------------------------------------------------------------------------------------
+    def _finish_success(self, c: _Call, text: str, tin: int, tout: int, retries: int, latency: float) -> TeacherReply:
+        self.cache.put(c.key, text, tin, tout, backend=c.backend, model=c.model)  # committed before we return
+        self.accounts.release(c.est_tokens)
+        self.accounts.record_call(c.request.role, c.spec, c.backend, c.model, tin, tout, retries, failed=False)
+        reply = TeacherReply(text, tin, tout, False, retries, latency, None)
+        self._emit(c, reply)
+        return reply
+
+    def _finish_failure(self, c: _Call, error: str, latency: float, retries: int, sent: bool = True) -> TeacherReply:
+        error = self.redactor.text(error) or "unknown error"
+        self.accounts.release(c.est_tokens)
+        self.accounts.record_call(c.request.role, c.spec, c.backend, c.model, 0, 0, retries, failed=True, sent=sent)
+        reply = TeacherReply(None, 0, 0, False, retries, latency, error)
+        self._emit(c, reply)
+        return reply
+
+    def _emit(self, c: _Call, reply: TeacherReply) -> None:
+        if self.trace is None:
+            return
+        event: dict[str, Any] = {
+            "event": "teacher_call", "role": c.request.role, "backend": c.backend, "model": c.model,
+            "messages": c.messages, "reply": reply.text, "tokens_in": reply.tokens_in,
+            "tokens_out": reply.tokens_out, "latency_s": round(reply.latency_s, 4), "cached": reply.cached,
+            "retries": reply.retries, "error": reply.error, "sample_index": c.request.sample_index,
+            "structured": None if c.mode == "plain" else c.mode,
+        }
+        for k, v in c.request.tag.items():
+            event[f"tag_{k}" if k in event else k] = v
+        event = self.redactor.obj(event)
+        with self._trace_lock:
+            try:
+                self.trace(event)
+            except Exception:
+                if not self._trace_warned:
+                    self._trace_warned = True
+                    log.exception("the teacher trace callback failed; teacher calls go on")

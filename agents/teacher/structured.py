@@ -1,0 +1,98 @@
+"""Structured output: which way each backend is asked for JSON, and how replies are re-asked.
+
+Modes, tried in order per backend until one is accepted by the server:
+    openai             json_schema (with_structured_output) -> function_calling -> text
+    openai-compatible  function_calling (llama.cpp rejects json_schema)        -> text
+    hf, vllm           text
+In `text` mode the schema is shown in the prompt and the reply goes through the tolerant parser. In every mode the
+reply is kept as text (the tool call's arguments, or the content), cached as text, and validated against the schema
+by the client, so a cached reply parses exactly as a fresh one did. A reply that fails is re-asked with the error.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable
+from pydantic import BaseModel
+
+from agents.teacher.retry import status_of
+
+MODES_BY_BACKEND: dict[str, tuple[str, ...]] = {
+    "openai": ("json_schema", "function_calling", "text"),
+    "openai-compatible": ("function_calling", "text"),
+    "hf": ("text",),
+    "vllm": ("text",),
+}
+API_MODES = frozenset({"json_schema", "function_calling"})
+_REJECTION_WORDS = ("response_format", "json_schema", "tool", "function", "grammar", "structured")
+
+
+def next_mode(backend: str, mode: str) -> str | None:
+    modes = MODES_BY_BACKEND[backend]
+    i = modes.index(mode) if mode in modes else len(modes)
+    return modes[i + 1] if i + 1 < len(modes) else None
+
+
+def schema_json(schema: type[BaseModel]) -> dict:
+    return schema.model_json_schema()
+
+
+def schema_instruction(schema: type[BaseModel]) -> str:
+    return ("Reply with only one JSON object (no prose, no code fence) that matches this JSON schema:\n"
+            + json.dumps(schema_json(schema), ensure_ascii=False))
+
+
+def with_instruction(messages: list[dict], schema: type[BaseModel]) -> list[dict]:
+    """Append the schema instruction to the last user message (text mode)."""
+    out = [dict(m) for m in messages]
+    for m in reversed(out):
+        if m.get("role") == "user":
+            m["content"] = f"{m.get('content') or ''}\n\n{schema_instruction(schema)}"
+            return out
+    out.append({"role": "user", "content": schema_instruction(schema)})
+    return out
+
+
+def reask_messages(raw: str | None, error: str, mode: str) -> list[dict]:
+    """The turn that shows the model its last reply and why it was not usable."""
+    hint = " matching the JSON schema given above" if mode == "text" else " with every required field"
+    return [
+        {"role": "assistant", "content": raw or ""},
+        {"role": "user", "content": f"That reply could not be used: {error}. "
+                                    f"Reply again with only the corrected JSON object{hint}."},
+    ]
+
+
+def structured_runnable(chat: BaseChatModel, schema: type[BaseModel], mode: str) -> Runnable:
+    """The backend's own structured-output runnable (returns {'raw', 'parsed', 'parsing_error'})."""
+    return chat.with_structured_output(schema, method=mode, include_raw=True)
+
+
+def message_text(result: Any) -> tuple[str, AIMessage | None]:
+    """The reply text of an AIMessage or an include_raw dict: tool-call arguments as JSON, else the content."""
+    msg = result.get("raw") if isinstance(result, dict) else result
+    if not isinstance(msg, AIMessage):
+        return ("" if msg is None else str(msg)), None
+    if msg.tool_calls:
+        return json.dumps(msg.tool_calls[0].get("args") or {}, ensure_ascii=False), msg
+    if msg.invalid_tool_calls:
+        args = msg.invalid_tool_calls[0].get("args")
+        return (args if isinstance(args, str) else json.dumps(args)) or "", msg
+    content = msg.content
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return content or "", msg
+
+
+def is_mode_rejection(exc: BaseException) -> bool:
+    """Did the server refuse the structured-output request itself (not a transient fault)?"""
+    code = status_of(exc)
+    if code in (400, 415, 422, 501):
+        return "context" not in str(exc).lower()
+    if code == 500:
+        text = str(exc).lower()
+        return any(w in text for w in _REJECTION_WORDS)
+    return False

@@ -1,0 +1,54 @@
+"""The trainer node: supervised fine-tuning on the round's items plus a replay sample (algorithm §4, train).
+
+Replay: `replay_fraction` of the round's examples come from earlier stages' items, those of modules flagged for
+forgetting first. The loss is on answer tokens only (training/trainer.py); training continues from the latest
+checkpoint and saves this round's student under runs/<id>/student/, keeping the newest `keep_checkpoints`.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+from agents.runtime import Services, read_jsonl
+from ioa_state import LearnerState
+
+KEEP_CHECKPOINTS = 2
+
+
+def replay_sample(current: list[dict], earlier: list[dict], forgetting: list[str], fraction: float, seed: int) -> list[dict]:
+    """ceil(f/(1-f) * n) earlier examples, so that they are about `fraction` of the round; forgetting modules first."""
+    if not earlier or fraction <= 0:
+        return []
+    want = min(len(earlier), math.ceil(fraction / max(1e-9, 1 - fraction) * len(current)))
+    rng = random.Random(seed)
+    urgent = [r for r in earlier if r["module"] in forgetting]
+    rest = [r for r in earlier if r["module"] not in forgetting]
+    rng.shuffle(urgent)
+    rng.shuffle(rest)
+    return (urgent + rest)[:want]
+
+
+def train(state: LearnerState, svc: Services) -> dict:
+    """The trainer node."""
+    cfg = svc.cfg
+    current = read_jsonl(svc.run_dir, state.item_files[-1])
+    stage_idx = state.stage().index
+    earlier = [r for ref in state.item_files[:-1] for r in read_jsonl(svc.run_dir, ref)
+               if (r.get("cycle", 0), r["stage"]) != (state.cycle, stage_idx)]
+    round_no = state.total_rounds + 1
+    replay = replay_sample(current, earlier, state.forgetting, cfg.thresholds.replay_fraction, cfg.seed * 7919 + round_no)
+    examples = [{"prompt": r["prompt"], "answer": r["answer"]} for r in current + replay]
+    svc.progress(f"train round {round_no}: {len(current)} items + {len(replay)} replay")
+    svc.student.load(state.student)
+    stats = svc.student.train(examples, seed=cfg.seed * 1000 + round_no,
+                              progress=lambda s, n, loss: svc.progress(f"  step {s}/{n} loss {loss:.3f}") if s == n or s % 10 == 0 else None)
+    ref = svc.student.save(f"student/round-{round_no:03d}", round_no)
+    history = (state.student_history + [ref])[-KEEP_CHECKPOINTS:]
+    svc.student.prune(history)
+    trained = state.trained + [k for k in {r["module"] for r in current} if k not in state.trained]
+    svc.trace.emit("train", node="train", cycle=state.cycle, stage=stage_idx, round=round_no, items=len(current),
+                   replay=len(replay), steps=stats.steps, loss_first=stats.losses[0] if stats.losses else None,
+                   loss_last=stats.losses[-1] if stats.losses else None, seconds=round(stats.seconds, 3),
+                   checkpoint=ref.path, sha256=ref.sha256)
+    return {"student": ref, "student_history": history, "total_rounds": round_no, "trained": sorted(trained),
+            "optimizer_steps": state.optimizer_steps + stats.steps, "phase": "trained"}

@@ -1,0 +1,85 @@
+"""The report node and the end-of-run table (algorithm §5).
+
+On the test split (never read by any decision): teacher, student before, student after, and retention
+(student / teacher) per module and overall; teacher tokens per role; optimizer steps; the decision history;
+teacher-limited modules shown as such, not averaged in silently. Written to runs/<id>/report.json.
+"""
+from __future__ import annotations
+
+import time
+
+from agents import scoring
+from agents.runtime import Services, write_json
+from ioa_state import LearnerState
+
+
+def retention(student: float, teacher: float, eps: float = 1e-6) -> float:
+    return student / max(teacher, eps)
+
+
+def build_report(state: LearnerState, after: dict[str, float], eps: float) -> dict:
+    rows = []
+    for k, m in sorted(state.modules.items()):
+        t, b, a = state.test_teacher.get(k, 0.0), state.test_before.get(k, 0.0), after.get(k, 0.0)
+        rows.append({"module": k, "name": m.name, "teacher_probe": m.teacher_score, "teacher": t, "before": b,
+                     "after": a, "retention_before": retention(b, t, eps), "retention_after": retention(a, t, eps),
+                     "teacher_limited": m.teacher_limited, "targeted": k in state.targets or k in state.trained,
+                     "passed": k in state.passed, "not_mastered": k in state.not_mastered,
+                     "decisions": [d.kind for d in state.decisions if k in d.modules]})
+    t, b, a = state.test_teacher.get("overall", 0.0), state.test_before.get("overall", 0.0), after.get("overall", 0.0)
+    teachable = [r for r in rows if not r["teacher_limited"]]
+    usage = {role: u.model_dump() for role, u in state.usage.items()}
+    return {
+        "run_id": state.run_id,
+        "overall": {"teacher": t, "before": b, "after": a, "retention_before": retention(b, t, eps),
+                    "retention_after": retention(a, t, eps)},
+        "teachable_overall": {
+            "retention_before": retention(sum(r["before"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
+            "retention_after": retention(sum(r["after"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
+        } if teachable else None,
+        "modules": rows,
+        "teacher_limited": [r["module"] for r in rows if r["teacher_limited"]],
+        "teacher_tokens": sum(u["tokens_in"] + u["tokens_out"] for u in usage.values()),
+        "usage": usage,
+        "optimizer_steps": state.optimizer_steps,
+        "rounds": state.total_rounds,
+        "cycles": state.cycle + 1,
+        "decisions": [d.model_dump() for d in state.decisions],
+        "caveats": state.caveats,
+        "reference_note": "items without a reference are scored against the teacher's greedy answer (P_T = 1 there by construction)",
+        "status": "stopped" if state.stop_reason else "finished",
+        "stop_reason": state.stop_reason,
+    }
+
+
+def report(state: LearnerState, svc: Services) -> dict:
+    """The report node: test split after training, retention, report.json."""
+    svc.progress("report: scoring the test split")
+    t0 = time.perf_counter()
+    test_items = [svc.items[i] for m in state.modules.values() for i in m.test_ids]
+    s = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
+    after, _ = scoring.module_scores({k: m.test_ids for k, m in state.modules.items()}, s)
+    after["overall"] = scoring.mean(list(s.values()))
+    data = build_report(state.model_copy(update={"usage": svc.usage()}), after, svc.cfg.thresholds.eps)
+    data["report_seconds"] = round(time.perf_counter() - t0, 3)
+    ref = write_json(svc.run_dir, "report.json", data, kind="report")
+    svc.trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
+    return {"test_after": after, "report": ref, "status": "finished", "phase": "reported", "usage": svc.usage()}
+
+
+def format_table(data: dict) -> str:
+    """The per-module table printed at the end of a run."""
+    lines = [f"{'module':<18}{'teacher':>8}{'before':>8}{'after':>8}{'ret.before':>11}{'ret.after':>10}  decisions"]
+    for r in data["modules"]:
+        flag = " (teacher-limited)" if r["teacher_limited"] else "" if r["targeted"] else " (not targeted)"
+        dec = ",".join(r["decisions"]) or "-"
+        lines.append(f"{r['module'][:17]:<18}{r['teacher']:>8.2f}{r['before']:>8.2f}{r['after']:>8.2f}"
+                     f"{r['retention_before']:>11.2f}{r['retention_after']:>10.2f}  {dec}{flag}")
+    o = data["overall"]
+    lines.append(f"{'overall (test)':<18}{o['teacher']:>8.2f}{o['before']:>8.2f}{o['after']:>8.2f}"
+                 f"{o['retention_before']:>11.2f}{o['retention_after']:>10.2f}")
+    lines.append(f"test-split retention (student/teacher): before {o['retention_before']:.3f} -> after {o['retention_after']:.3f}; "
+                 f"teacher tokens {data['teacher_tokens']}; optimizer steps {data['optimizer_steps']}; rounds {data['rounds']}")
+    for c in data.get("caveats") or []:
+        lines.append(f"caveat: {c}")
+    return "\n".join(lines)

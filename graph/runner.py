@@ -1,0 +1,145 @@
+"""Runs: create a run directory, build the services, run or resume the compiled graph with a SQLite checkpointer.
+
+runs/<run_id>/ holds config.yaml (resolved, no secrets), checkpoints.sqlite (LangGraph SqliteSaver, thread_id =
+run_id), teacher_cache.sqlite, items/, student/, trace.jsonl and report.json. A killed run resumes from its last
+checkpoint; the teacher-call cache makes a resume spend no teacher token twice.
+"""
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from agents.runtime import Services
+from agents.tracing import TraceWriter, scrub
+from graph.builder import build
+from ioa_state import ConfigError, LearnerState, RunConfig, load_config
+from ioa_state import state as state_mod
+
+STATE_TYPES = [getattr(state_mod, n) for n in ("LearnerState", "Module", "Observation", "Edge", "Stage", "Decision",
+                                               "ArtifactRef", "Usage", "Item")]
+
+
+def _serde():
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    return JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES)
+
+
+def checkpointer(run_dir: Path):
+    """LangGraph's SqliteSaver on runs/<id>/checkpoints.sqlite, restricted to our state types."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    conn = sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False)
+    return SqliteSaver(conn, serde=_serde())
+
+
+def thread(run_id: str) -> dict:
+    return {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
+
+
+def resolve_run_dir(run: str, runs_dir: str = "runs") -> Path:
+    """A run given by id (under runs_dir) or by path."""
+    for cand in (Path(run), Path(runs_dir) / run):
+        if (cand / "config.yaml").is_file():
+            return cand
+    raise ConfigError(f"no run {run!r}: expected {Path(runs_dir) / run}/config.yaml (or a path to a run directory)")
+
+
+def new_run_dir(cfg: RunConfig) -> tuple[str, Path]:
+    run_id = cfg.run_id or f"{cfg.task.pack}-{time.strftime('%Y%m%d-%H%M%S')}-s{cfg.seed}"
+    run_dir = Path(cfg.runs_dir) / run_id
+    if (run_dir / "checkpoints.sqlite").exists():
+        raise ConfigError(f"run {run_id} already exists in {cfg.runs_dir}: continue it with `ioa resume {run_id}` or pick another run_id")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_id, run_dir
+
+
+def save_config(cfg: RunConfig, run_dir: Path) -> None:
+    text = scrub(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    tmp = run_dir / ".config.yaml.tmp"
+    tmp.write_text(text)
+    tmp.replace(run_dir / "config.yaml")
+
+
+def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None] | None = None,
+                  echo: Callable[[dict], None] | None = None) -> Services:
+    """Task pack, items, teacher, student and trace for a run (nothing is loaded into memory yet)."""
+    from agents.teacher import Teacher
+    from tasks.registry import load_pack
+    from training.student import Student
+
+    pack = load_pack(cfg.task)
+    items = {it.id: it for it in pack.items()}
+    if not items:
+        raise ConfigError(f"task pack {cfg.task.pack} gave no items: check its data file and limit")
+    trace = TraceWriter(run_dir / "trace.jsonl", echo=echo)
+
+    def teacher_event(event: dict) -> None:
+        event = dict(event)
+        trace.emit(event.pop("event", "teacher_call"), **event)
+
+    teacher = Teacher(cfg.teacher, run_dir, trace=teacher_event)
+    student = Student(cfg.student, run_dir, seed=cfg.seed)
+    return Services(cfg=cfg, run_dir=run_dir, pack=pack, items=items, teacher=teacher, student=student, trace=trace,
+                    progress=progress or (lambda msg: None))
+
+
+def compiled(svc: Services | None, run_dir: Path):
+    return build(svc).compile(checkpointer=checkpointer(run_dir))
+
+
+def load_state(run_dir: Path) -> LearnerState | None:
+    """The latest checkpointed learner state of a run (None before its first checkpoint)."""
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    snap = compiled(None, run_dir).get_state(thread(cfg["run_id"]))
+    return LearnerState.model_validate(snap.values) if snap.values else None
+
+
+def execute(svc: Services, run_id: str, fresh: bool) -> LearnerState:
+    """Run the graph to its end (fresh) or from the last checkpoint (resume); returns the final state."""
+    graph = compiled(svc, svc.run_dir)
+    cfg = thread(run_id)
+    if not fresh:
+        snap = graph.get_state(cfg)
+        if snap.values:
+            svc.teacher.restore_usage(LearnerState.model_validate(snap.values).usage)
+        if not snap.next and snap.values:
+            return LearnerState.model_validate(snap.values)
+    inp = LearnerState(run_id=run_id) if fresh or not graph.get_state(cfg).values else None
+    for _ in graph.stream(inp, cfg, stream_mode="updates"):
+        pass
+    return LearnerState.model_validate(graph.get_state(cfg).values)
+
+
+def start(cfg: RunConfig, progress=None, echo=None) -> tuple[Path, LearnerState]:
+    run_id, run_dir = new_run_dir(cfg)
+    cfg = cfg.model_copy(update={"run_id": run_id})
+    save_config(cfg, run_dir)
+    if progress:
+        progress(f"run {run_id} in {run_dir} (resume with `ioa resume {run_id}`)")
+    svc = make_services(cfg, run_dir, progress, echo)
+    try:
+        return run_dir, execute(svc, run_id, fresh=True)
+    finally:
+        svc.trace.close()
+
+
+def resume(run: str, runs_dir: str = "runs", overrides: dict | None = None, progress=None, echo=None) -> tuple[Path, LearnerState]:
+    run_dir = resolve_run_dir(run, runs_dir)
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    if overrides:
+        save_config(cfg, run_dir)
+    if progress:
+        progress(f"run {run_id} in {run_dir} (resume with `ioa resume {run_id}`)")
+    svc = make_services(cfg, run_dir, progress, echo)
+    try:
+        return run_dir, execute(svc, cfg.run_id, fresh=False)
+    finally:
+        svc.trace.close()
+
+
+def stderr_progress(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

@@ -1,0 +1,79 @@
+"""Batched generation: input order, batch invariance (greedy and per-row seeded sampling), stop strings."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from training.generate import Generation, generate
+from training.loading import load_model
+
+QUESTIONS = ["Hi", "What is the capital of France?", "Name three colours of the rainbow, please, and say why.",
+             "2+2?", "Tell me a story about a dragon who learns to fly over the mountains of the north.", "ok"]
+CONVS = [[{"role": "user", "content": q}] for q in QUESTIONS]
+
+
+@pytest.fixture(scope="module")
+def model_tok():
+    """A tiny float32 model with large random weights, so its replies are varied and prompt-dependent."""
+    model, tok = load_model("tiny", device="cpu", seed=0)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return model, tok
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_row_is_the_same_alone_and_in_any_batch(model_tok, temperature):
+    model, tok = model_tok
+    seeds = [100 + i for i in range(len(CONVS))]
+    batched = generate(model, tok, CONVS, max_new_tokens=16, temperature=temperature, seeds=seeds, batch_size=8)
+    pairs = generate(model, tok, CONVS, max_new_tokens=16, temperature=temperature, seeds=seeds, batch_size=2)
+    alone = [generate(model, tok, [c], max_new_tokens=16, temperature=temperature, seeds=[s])[0]
+             for c, s in zip(CONVS, seeds)]
+    assert batched == alone == pairs
+    assert all(isinstance(g, Generation) and g.tokens_out == 16 for g in batched)
+    assert len({g.text for g in batched}) == len(CONVS)  # replies differ: order was kept, not shuffled
+    in_lengths = [len(tok.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True)
+                      ["input_ids"]) for c in CONVS]
+    assert [g.tokens_in for g in batched] == in_lengths
+
+
+def test_seeds_fix_samples_and_differ_between_seeds(model_tok):
+    model, tok = model_tok
+    conv = CONVS[1]
+    a = generate(model, tok, [conv] * 3, max_new_tokens=12, temperature=1.0, seeds=[1, 2, 1])
+    b = generate(model, tok, [conv], max_new_tokens=12, temperature=1.0, seeds=[1])
+    assert a[0] == a[2] == b[0]
+    assert a[0].text != a[1].text
+    greedy = generate(model, tok, [conv], max_new_tokens=12)
+    assert greedy[0].text not in (a[0].text, a[1].text)
+    with pytest.raises(ValueError):
+        generate(model, tok, [conv], max_new_tokens=4, temperature=1.0, seeds=[1, 2])
+    assert generate(model, tok, [], max_new_tokens=4) == []
+
+
+def test_stop_strings_cut_the_reply(model_tok):
+    model, tok = model_tok
+    full = generate(model, tok, CONVS[:2], max_new_tokens=16, temperature=1.0, seeds=[5, 6])
+    words = full[0].text.split()
+    stop = words[2]
+    cut = generate(model, tok, CONVS[:2], max_new_tokens=16, temperature=1.0, seeds=[5, 6], stop=[stop])
+    assert cut[0].text == full[0].text[:full[0].text.find(stop)].strip()
+    assert cut[0].tokens_out < full[0].tokens_out
+    if stop not in full[1].text:
+        assert cut[1] == full[1]  # the other row is untouched by its neighbour's stop
+
+
+def test_trained_reply_ends_at_end_of_turn():
+    from ioa_state.config import StudentConfig
+    from training.trainer import train_sft
+
+    model, tok = load_model("tiny", device="cpu", seed=0)
+    ex = {"prompt": "What is 2+2?", "answer": "4", "system": None}
+    cfg = StudentConfig(source="tiny", learning_rate=1e-2, batch_size=2, bf16=False)
+    model, _ = train_sft(model, tok, [ex] * 4, cfg, seed=0, max_steps=60)
+    [g] = generate(model, tok, [[{"role": "user", "content": ex["prompt"]}]], max_new_tokens=10)
+    assert g.text == "4"
+    assert g.tokens_out == 2  # "4" and <|im_end|>

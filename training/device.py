@@ -1,0 +1,67 @@
+"""Device choice and bf16 autocast for the student.
+
+`pick_device("auto")` takes CUDA when there is one, else the CPU. `autocast_ctx(device, bf16)` returns a bf16
+autocast context where the hardware runs bf16 fast (CUDA with bf16 support; a CPU with avx512_bf16 or AMX), and a
+no-op context otherwise, so callers never branch on the machine. CPUs without native bf16 would emulate it, slower
+than fp32, so they get fp32.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+
+import torch
+
+_DEVICE_PREFS = ("auto", "cpu", "cuda")
+
+
+def pick_device(pref: str = "auto") -> torch.device:
+    """The torch device for a preference `auto | cpu | cuda` (or an explicit `cuda:N`)."""
+    pref = (pref or "auto").strip().lower()
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if pref == "cpu":
+        return torch.device("cpu")
+    if pref == "cuda" or pref.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {pref!r} asked for, but torch sees no CUDA device here (use 'auto' or 'cpu')")
+        return torch.device(pref)
+    raise ValueError(f"unknown device {pref!r}: use one of {', '.join(_DEVICE_PREFS)}")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True when this CPU computes bf16 natively (x86 avx512_bf16 / AMX, or arm64 bf16), as read from the OS."""
+    flags: set[str] = set()
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    key = line.split(":", 1)[0].strip().lower()
+                    if key in ("flags", "features"):
+                        flags.update(line.split(":", 1)[1].split())
+                        break
+        except OSError:
+            return False
+    if flags & {"avx512_bf16", "amx_bf16", "bf16"}:
+        return bool(torch.backends.mkldnn.is_available())
+    return False
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether bf16 autocast is worth using on `device`."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return cpu_supports_bf16()
+    return False
+
+
+def autocast_ctx(device: torch.device | str, bf16: bool):
+    """A bf16 autocast context on `device` when `bf16` is asked for and supported, else a no-op context."""
+    device = torch.device(device)
+    if bf16 and bf16_supported(device):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

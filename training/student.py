@@ -1,0 +1,77 @@
+"""The student as the graph sees it: loaded once per process, answering, training and checkpointing.
+
+Loads from the latest checkpoint referenced by the state (a directory under the run) or, for a fresh run, from the
+configured source (`smollm2`, a hub id, a local directory, `tiny`; `keep_layers` cuts a smaller student). Answers are
+greedy with no system prompt (the student never sees the teacher's context).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from ioa_state import ArtifactRef, StudentConfig
+from training.checkpoints import hash_student, load_student, save_student
+from training.device import pick_device
+from training.generate import generate
+from training.loading import load_model
+from training.trainer import train_sft
+
+
+class Student:
+    """Holds the student model in memory for one process."""
+
+    def __init__(self, cfg: StudentConfig, run_dir: Path, seed: int = 0):
+        self.cfg, self.run_dir, self.seed = cfg, Path(run_dir), seed
+        self.device = pick_device(cfg.device)
+        self.model = self.tokenizer = None
+        self.loaded_from: str | None = None
+
+    def load(self, ref: ArtifactRef | None) -> None:
+        """Load the checkpoint `ref` points at (hash-checked), or the configured source when None."""
+        key = ref.path if ref else "initial"
+        if self.model is not None and self.loaded_from == key:
+            return
+        if ref is None:
+            self.model, self.tokenizer = load_model(self.cfg.source, keep_layers=self.cfg.keep_layers,
+                                                    device=self.device, seed=self.seed)
+        else:
+            path = self.run_dir / ref.path
+            if not path.is_dir() or hash_student(path) != ref.sha256:
+                raise RuntimeError(f"student checkpoint {ref.path} is missing or does not match its recorded hash")
+            self.model, self.tokenizer = load_student(path, device=self.device)
+        self.loaded_from = key
+
+    def _ready(self):
+        if self.model is None:
+            self.load(None)
+
+    def answer(self, prompts: list[str]) -> list[str]:
+        self._ready()
+        convs = [[{"role": "user", "content": p}] for p in prompts]
+        return [g.text for g in generate(self.model, self.tokenizer, convs, max_new_tokens=self.cfg.max_new_tokens,
+                                         batch_size=16)]
+
+    def train(self, examples: list[dict], seed: int, progress=None):
+        self._ready()
+        self.model, stats = train_sft(self.model, self.tokenizer, examples, self.cfg, seed=seed, progress=progress)
+        return stats
+
+    def save(self, rel: str, round_no: int) -> ArtifactRef:
+        self._ready()
+        digest = save_student(self.model, self.tokenizer, self.run_dir / rel)
+        self.loaded_from = rel
+        return ArtifactRef(path=rel, sha256=digest, kind="student", round=round_no)
+
+    def prune(self, keep: list[ArtifactRef]) -> None:
+        """Delete checkpoint directories under student/ that no kept reference names (disk stays bounded)."""
+        root = self.run_dir / "student"
+        names = {Path(r.path).name for r in keep}
+        for d in root.iterdir() if root.is_dir() else []:
+            if d.is_dir() and d.name not in names and not d.name.startswith("."):
+                shutil.rmtree(d, ignore_errors=True)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        self._ready()
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
