@@ -1,8 +1,8 @@
 """The adapter / rewriter (Adapter, algorithm §3): in what form.
 
 For the current stage's modules (all of them in a stage's first round, the failing ones after remediate/simplify)
-the teacher writes new questions (without its context: rewriting needs no knowledge sheet) from seed items, or
-from the student's actual wrong answers on remedial-source items, at the module's current difficulty level; then answers each with the enabled adaptations in its system
+the teacher writes new questions from seed items, or from the student's actual wrong answers on remedial-source
+items, at the module's current difficulty level; then answers each with the enabled adaptations in its system
 prompt (concretization, decomposition, cognitive-load control, a fixed template, plain language; each a prompt file)
 shaped to the student's capacity. Every candidate is verified (the pack's checker against the source's reference
 when the question asks for the same thing; agreement of vote_samples teacher samples otherwise) and deduplicated
@@ -10,6 +10,7 @@ when the question asks for the same thing; agreement of vote_samples teacher sam
 """
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 
@@ -33,11 +34,18 @@ def first_sentence(text: str, limit: int = 160) -> str:
 
 
 def parse_question(text: str | None) -> str | None:
-    """The first non-empty line of a reply, without quotes or a 'Question:' prefix; None when nothing usable."""
-    for line in (text or "").splitlines():
-        line = re.sub(r"^\s*(new question|question|q)\s*[:\-]\s*", "", line.strip(), flags=re.I).strip().strip('"\'“”').strip()
-        if len(line.split()) >= 3 and len(line) <= 300:
-            return line
+    """The question in a reply: a quoted question if there is one, else the first sentence ending in '?'.
+
+    None when the reply holds no question (small teachers often answer instead of rewriting)."""
+    text = (text or "").strip()
+    quoted = re.findall(r'["“]([^"”]{8,300}\?)["”]', text)
+    if quoted:
+        return quoted[0].strip()
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(new question|question|q)\s*[:\-]\s*", "", line.strip(), flags=re.I).strip().strip('"\'“”')
+        m = re.match(r"([^?]{8,300}\?)", line)
+        if m and len(m.group(1).split()) >= 3:
+            return m.group(1).strip()
     return None
 
 
@@ -96,6 +104,7 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
     round_no = state.total_rounds
     tag = f"c{state.cycle}-s{stage.index}-r{stage.rounds}"
     context = svc.teacher_context
+    sys_msg = [{"role": "system", "content": context}] if context else []
     obs = state.last_observation()
     svc.progress(f"synthesize {tag}: {state.mode} items for {', '.join(modules)}")
 
@@ -104,16 +113,20 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
     for k in modules:
         level = state.level.get(k, 1)
         hint = template(f"level_{level}") + (" " + template("simplify") if simplify else "")
-        for src, wrong in _sources(state, svc, k):
+        sources = _sources(state, svc, k)
+        # as many candidates per module as a first round has, however few wrong answers there are to write from
+        per_source = max(th.samples_per_seed,
+                         math.ceil(th.samples_per_seed * max(1, len(state.modules[k].seed_ids)) / max(1, len(sources))))
+        for src, wrong in sources:
             if wrong is None:
                 p = render("synthesize", module=state.modules[k].name, seed=svc.pack.format_prompt(src), level_hint=hint)
             else:
                 p = render("remediate", question=svc.pack.format_prompt(src), wrong=first_sentence(wrong),
                            reference=src.reference or "", level_hint=hint)
-            for j in range(th.samples_per_seed):
-                q_reqs.append(TeacherRequest(messages=[{"role": "user", "content": p.text}],
+            for j in range(per_source):
+                q_reqs.append(TeacherRequest(messages=sys_msg + [{"role": "user", "content": p.text}],
                                              temperature=cfg.teacher.temperature, max_tokens=40,
-                                             sample_index=round_no * th.samples_per_seed + j, role="adapter",
+                                             sample_index=round_no * 1000 + j, role="adapter",
                                              tag={"module": k, "item": src.id, "template": p.template, "step": "question",
                                                   "stage": stage.index, "round": stage.rounds}))
                 q_meta.append((k, src, wrong, p.template, level))
@@ -211,7 +224,7 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
         reasons = Counter(d["reason"].split(":")[0] for d in dropped if d["module"] == k)
         raise ItemShortage(f"module {k}: the teacher's replies gave {counts[k]} usable items, fewer than min_items "
                            f"{cfg.min_items} (dropped: {dict(reasons)}); see {drop_ref.path} - check the teacher "
-                           f"backend, or lower min_items")
+                           f"backend, or continue with `ioa resume {state.run_id} --set min_items=1`")
     ref = write_jsonl(svc.run_dir, f"items/{tag}.jsonl", kept, kind="items", stage=stage.index, round=stage.rounds)
     svc.progress(f"synthesize {tag}: kept {len(kept)} items ({dict(counts)}), dropped {len(dropped)}")
     return {"item_files": state.item_files + [ref], "dropped_files": state.dropped_files + [drop_ref],

@@ -179,7 +179,7 @@ def prerequisite_prior(svc: Services, modules: dict[str, Module]) -> dict[tuple[
     listing = "\n".join(f"- {m.name}: {m.description}" for m in modules.values())
     p = render("prerequisites", modules=listing)
     rep = svc.teacher.ask_structured([TeacherRequest(messages=[{"role": "user", "content": p.text}], temperature=0.0,
-                                                     max_tokens=256, role="diagnostician", tag={"template": p.template})],
+                                                     max_tokens=160, role="diagnostician", tag={"template": p.template})],
                                      PrerequisiteList)[0]
     if rep.value is None:
         svc.trace.emit("fallback", node="diagnose", field="prerequisite prior", why=rep.error, used="no prior edges")
@@ -221,7 +221,7 @@ def diagnose(state: LearnerState, svc: Services) -> dict:
     gate_items = [svc.items[i] for m in modules.values() for i in m.gate_ids]
     s_scores = scoring.check_all(svc, gate_items, scoring.student_answers(svc, gate_items))
     scores, counts = scoring.module_scores({k: m.gate_ids for k, m in modules.items()}, s_scores)
-    obs = Observation(checkpoint=state.student.path if state.student else "initial", cycle=state.cycle,
+    obs = Observation(checkpoint=state.student.path if state.student else "initial", source="diagnose", cycle=state.cycle,
                       round=state.total_rounds, trained=list(state.trained), scores=scores, counts=counts,
                       level_scores={k: scoring.level_scores(m.gate_ids, m.item_levels, s_scores) for k, m in modules.items()})
     observations = state.observations + [obs]

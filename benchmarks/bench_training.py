@@ -5,7 +5,7 @@ autocast (a warm-up step first, then the mean of `--steps` steps), and greedy ge
 (every row forced to the full `--new-tokens`). Ratios are printed against the baseline measured in the same run
 (full fp32 for training, batch 1 for generation), so a shared, noisy CPU still gives comparable numbers.
 
-    .venv/bin/python benchmarks/bench_training.py [--steps 2] [--new-tokens 32] [--source smollm2] [--json out.json]
+    [IOA_TORCH_THREADS=1] .venv/bin/python benchmarks/bench_training.py [--steps 2] [--new-tokens 32] [--json out.json]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ioa_state.config import StudentConfig  # noqa: E402
-from training.device import bf16_supported  # noqa: E402
+from training.device import apply_thread_setting, bf16_supported  # noqa: E402
 from training.loading import load_model  # noqa: E402
 from training.trainer import train_sft  # noqa: E402
 
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
+    apply_thread_setting()  # $IOA_TORCH_THREADS, e.g. 1 on a CPU other processes are using
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu bf16: {bf16_supported('cpu')}, "
           f"source {args.source}, {args.batch}x{args.length} tokens a step")

@@ -64,17 +64,24 @@ def save_config(cfg: RunConfig, run_dir: Path) -> None:
     tmp.replace(run_dir / "config.yaml")
 
 
-def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None] | None = None,
-                  echo: Callable[[dict], None] | None = None) -> Services:
-    """Task pack, items, teacher, student and trace for a run (nothing is loaded into memory yet)."""
-    from agents.teacher import Teacher
+def load_task(cfg: RunConfig):
+    """The task pack and its items; a bad pack, file or split fails here, before any run directory exists."""
     from tasks.registry import load_pack
-    from training.student import Student
 
     pack = load_pack(cfg.task)
     items = {it.id: it for it in pack.items()}
     if not items:
         raise ConfigError(f"task pack {cfg.task.pack} gave no items: check its data file and limit")
+    return pack, items
+
+
+def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None] | None = None,
+                  echo: Callable[[dict], None] | None = None, task=None) -> Services:
+    """Task pack, items, teacher, student and trace for a run (no model is loaded yet)."""
+    from agents.teacher import Teacher
+    from training.student import Student
+
+    pack, items = task or load_task(cfg)
     trace = TraceWriter(run_dir / "trace.jsonl", echo=echo)
 
     def teacher_event(event: dict) -> None:
@@ -115,12 +122,13 @@ def execute(svc: Services, run_id: str, fresh: bool) -> LearnerState:
 
 
 def start(cfg: RunConfig, progress=None, echo=None) -> tuple[Path, LearnerState]:
+    task = load_task(cfg)
     run_id, run_dir = new_run_dir(cfg)
     cfg = cfg.model_copy(update={"run_id": run_id})
     save_config(cfg, run_dir)
     if progress:
         progress(f"run {run_id} in {run_dir} (resume with `ioa resume {run_id}`)")
-    svc = make_services(cfg, run_dir, progress, echo)
+    svc = make_services(cfg, run_dir, progress, echo, task)
     try:
         return run_dir, execute(svc, run_id, fresh=True)
     finally:
@@ -134,7 +142,7 @@ def resume(run: str, runs_dir: str = "runs", overrides: dict | None = None, prog
         save_config(cfg, run_dir)
     if progress:
         progress(f"run {run_id} in {run_dir} (resume with `ioa resume {run_id}`)")
-    svc = make_services(cfg, run_dir, progress, echo)
+    svc = make_services(cfg, run_dir, progress, echo, task)
     try:
         return run_dir, execute(svc, cfg.run_id, fresh=False)
     finally:

@@ -64,6 +64,7 @@ class Observation(_Model):
     """Student scores at one checkpoint (Eq. 3 reads these): module -> mean gate score and item count."""
 
     checkpoint: str
+    source: Literal["diagnose", "examine"] = "examine"
     cycle: int
     round: int
     trained: list[str] = Field(default_factory=list, description="modules trained at least once before this observation")

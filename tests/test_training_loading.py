@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from training.checkpoints import load_student, max_abs_diff, save_student
-from training.device import autocast_ctx, bf16_supported, pick_device
+from training.device import apply_thread_setting, autocast_ctx, bf16_supported, pick_device
 from training.loading import ModelNotFound, cut_layers, load_model, materialize_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,9 @@ def test_tiny_source_is_small_float32_and_left_padded():
 
 def test_missing_sources_raise_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for source in ["no-such-org/no-such-model-ioa", str(tmp_path / "nothing" / "here"), "./missing-dir"]:
+    (tmp_path / "empty").mkdir()
+    for source in ["no-such-org/no-such-model-ioa", str(tmp_path / "nothing" / "here"), "./missing-dir",
+                   str(tmp_path / "empty")]:
         t0 = time.perf_counter()
         with pytest.raises(ModelNotFound) as err:
             load_model(source, device="cpu")
@@ -56,6 +58,20 @@ def test_device_helpers():
     assert y.dtype == (torch.bfloat16 if bf16_supported("cpu") else torch.float32)
     with autocast_ctx("cpu", bf16=False):
         assert (x @ x).dtype == torch.float32
+
+
+def test_thread_setting(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("IOA_TORCH_THREADS", "1")
+        assert apply_thread_setting() == 1
+        monkeypatch.setenv("IOA_TORCH_THREADS", "zero")
+        with pytest.raises(ValueError):
+            apply_thread_setting()
+        monkeypatch.delenv("IOA_TORCH_THREADS")
+        assert apply_thread_setting() == 1  # unset: left as it is
+    finally:
+        torch.set_num_threads(before)
 
 
 def _slow_build(tag: str, delay: float):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from training.loading import load_model
+from training.loading import load_model, share_perms
 
 WEIGHT_GLOB = "*.safetensors"
 
@@ -52,7 +52,7 @@ def save_student(model, tokenizer, path: str | Path) -> str:
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         digest = hash_student(tmp)
-        tmp.chmod(0o755)
+        share_perms(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
             os.rename(path, old)  # onto an empty directory: allowed

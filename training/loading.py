@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import torch
 
 from ioa_state.config import ConfigError
-from training.device import pick_device
+from training.device import apply_thread_setting, pick_device
 
 SMOLLM2 = "smollm2"
 TINY = "tiny"
@@ -75,7 +75,7 @@ def materialize_dir(final: Path, build: Callable[[Path], None], *, lock: bool = 
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
         try:
             build(tmp)
-            _share_perms(tmp)
+            share_perms(tmp)
             try:
                 os.rename(tmp, final)
             except OSError:
@@ -86,7 +86,7 @@ def materialize_dir(final: Path, build: Callable[[Path], None], *, lock: bool = 
     return final
 
 
-def _share_perms(root: Path) -> None:
+def share_perms(root: Path) -> None:
     """mkdtemp makes a 0700 directory: give the tree the modes the umask would have given a plain mkdir."""
     umask = os.umask(0)
     os.umask(umask)
@@ -164,6 +164,8 @@ def _from_pretrained(source: str):
 
     path = Path(source).expanduser()
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(source)
         return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32), \
             AutoTokenizer.from_pretrained(str(path))
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1:
@@ -239,6 +241,7 @@ def load_model(source: str, *, keep_layers: list[int] | None = None, device: str
                seed: int = 0):
     """Load `(model, tokenizer)` from `source` (see the module docstring); the model is float32, in eval mode,
     on `device`. `seed` initialises the `tiny` model. Raises `ModelNotFound` when the source is not loadable."""
+    apply_thread_setting()
     src = (source or "").strip()
     if src == SMOLLM2:
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -1,0 +1,169 @@
+"""Eq. 2-9 and every routing branch, on hand-made states with numbers worked out by hand."""
+import math
+
+import pytest
+
+from graph.routing import route_after_examine, route_after_plan
+from ioa_state import Decision, Edge, LearnerState, Module, Observation, Stage, Thresholds
+from ioa_state import pedagogy as ped
+
+TH = Thresholds()
+
+
+def test_eq2_gap_deficient_and_teacher_limited():
+    # P_T 0.8, P_S 0.2: gap (0.8 - 0.2) / 0.8 = 0.75 > tau_gap 0.3 -> deficient
+    assert ped.gap(0.8, 0.2, TH.eps) == pytest.approx(0.75)
+    gaps, deficient, limited = ped.classify({"a": 0.8, "b": 0.5, "c": 0.2}, {"a": 0.2, "b": 0.4, "c": 0.0}, TH)
+    assert gaps["b"] == pytest.approx(0.2)       # 0.1 / 0.5: not deficient
+    assert deficient == ["a"]                      # c has gap 1.0 but P_T 0.2 < teacher_floor 0.3
+    assert limited == ["c"]
+    assert ped.mastery_ratio(0.72, 0.8, TH.eps) == pytest.approx(0.9)
+
+
+def _obs(trained, **scores):
+    return Observation(checkpoint="x", cycle=0, round=0, trained=list(trained), scores=scores,
+                       counts={k: 4 for k in scores})
+
+
+def test_eq3_measured_dependency_and_prior_blend():
+    teacher = {"a": 0.8, "b": 0.5}
+    obs = [_obs([], a=0.0, b=0.1),            # r(a) = 0 < tau_low: low condition, P_S(b) = 0.1
+           _obs(["a"], a=0.8, b=0.5),         # r(a) = 1.0 >= tau_high: high condition, P_S(b) = 0.5
+           _obs(["a", "b"], a=0.8, b=0.5)]    # b trained: not an observation for a -> b
+    measured, n = ped.measured_dependency("a", "b", obs, teacher, TH)
+    assert n == 1 and measured == pytest.approx((0.5 - 0.1) / 0.5, rel=1e-5)  # 0.8
+    edges = ped.estimate_edges(["a", "b"], {("a", "b"): 0.5}, obs, teacher, TH)
+    ab = next(e for e in edges if (e.src, e.dst) == ("a", "b"))
+    assert ab.strength == pytest.approx((1 * 0.8 + 2 * 0.5) / 3, rel=1e-5)  # 0.6
+    assert ab.kept and ab.source == "prior+measured"
+    # b -> a: a was trained in every observation but the first, where r(b) is low: no high condition, no measure,
+    # and no prior: no edge at all
+    assert not any((e.src, e.dst) == ("b", "a") for e in edges)
+
+
+def test_eq3_prior_only_until_both_conditions_observed():
+    edges = ped.estimate_edges(["a", "b"], {("a", "b"): 0.25}, [_obs([], a=0.0, b=0.0)], {"a": 1, "b": 1}, TH)
+    (e,) = edges
+    assert e.strength == 0.25 and e.source == "prior" and not e.kept  # 0.25 <= tau_dep 0.3
+
+
+def test_cycle_broken_at_weakest_edge():
+    edges = [Edge(src="a", dst="b", strength=0.6, kept=True), Edge(src="b", dst="a", strength=0.4, kept=True)]
+    out = ped.break_cycles(edges)
+    assert [(e.src, e.dst, e.kept, e.broken_cycle) for e in out] == [("a", "b", True, False), ("b", "a", False, True)]
+
+
+def test_eq4_severity():
+    edges = [Edge(src="a", dst="b", strength=0.6, kept=True), Edge(src="a", dst="c", strength=0.2, kept=False)]
+    sev = ped.severity({"a": 0.75, "b": 1.0}, edges, alpha=0.7)
+    assert sev["a"] == pytest.approx(0.7 * 0.75 + 0.3 * 0.6)  # 0.705: only the kept edge counts
+    assert sev["b"] == pytest.approx(0.7)
+
+
+def test_eq5_targets_top_fraction_closed_under_prerequisites():
+    edges = [Edge(src="a", dst="b", strength=0.6, kept=True), Edge(src="b", dst="c", strength=0.5, kept=True),
+             Edge(src="x", dst="c", strength=0.9, kept=True)]
+    sev = {"a": 0.7, "b": 0.71, "c": 0.9, "d": 0.1}
+    # ceil(0.25 * 4) = 1 -> c; closure adds b, then a; x is teacher-limited: never targeted, a caveat instead
+    targets, caveats = ped.select_targets(["a", "b", "c", "d"], ["x"], sev, edges, 0.25)
+    assert targets == ["c", "b", "a"]
+    assert len(caveats) == 1 and "x is teacher-limited" in caveats[0]
+    assert ped.select_targets([], ["x"], sev, edges, 0.25) == ([], [])
+    # ceil(0.5 * 4) = 2 -> c, b and closure a
+    assert ped.select_targets(["a", "b", "c", "d"], [], sev, edges[:2], 0.5)[0] == ["c", "b", "a"]
+
+
+def test_eq7_topological_stages_ordered_by_level_then_gap():
+    edges = [Edge(src="a", dst="c", strength=0.6, kept=True), Edge(src="b", dst="c", strength=0.5, kept=True)]
+    stages = ped.plan_stages(["a", "b", "c"], edges, {"a": 2, "b": 1, "c": 1}, {"a": 0.5, "b": 0.6, "c": 0.6}, tau_zpd=1.0)
+    assert [s.modules for s in stages] == [["b", "a"], ["c"]]  # b before a: level 1 < 2
+    assert stages[0].difficulty == pytest.approx(0.55)
+
+
+def test_eq8_zpd_split_moves_harder_modules_later():
+    gaps = {"x": 0.2, "y": 0.3, "z": 0.8}
+    # second layer mean gap (0.3 + 0.8) / 2 = 0.55, 0.35 above 0.2 > tau_zpd 0.15: y stays (0.1 above), z moves
+    stages = ped.zpd_split([["x"], ["y", "z"]], gaps, 0.15)
+    assert [s.modules for s in stages] == [["x"], ["y"], ["z"]]
+    # an easier stage is fine (one-sided), and the first stage is exempt
+    assert [s.modules for s in ped.zpd_split([["z", "y"], ["x"]], gaps, 0.15)] == [["z", "y"], ["x"]]
+
+
+def test_eq9_mastery_gate_and_levels():
+    assert ped.mastery_gate({"a": 0.95, "b": 0.9}, 0.9)
+    assert not ped.mastery_gate({"a": 0.95, "b": 0.89}, 0.9)
+    # level 1: 0.9 >= 0.9 * 1.0 passed; level 2: 0.4 < 0.9 * 0.5 = 0.45 not passed -> next round targets level 2
+    assert ped.passed_level({1: 0.9, 2: 0.4}, {1: 1.0, 2: 0.5}, 0.9) == 1
+    assert ped.target_level(1) == 2 and ped.target_level(3) == 3
+
+
+def _state(history, rounds, scores, teacher=0.8, passed_before=(), cycle=0, n_stages=1, max_cycles=None):
+    modules = {k: Module(id=k, name=k, teacher_score=teacher) for k in scores}
+    stage = Stage(index=0, modules=sorted(scores), difficulty=1.0, status="active", rounds=rounds,
+                  min_ratio_history=history)
+    stages = [stage] + [Stage(index=i, modules=["later"], difficulty=1.0) for i in range(1, n_stages)]
+    return LearnerState(run_id="t", cycle=cycle, modules=modules, stages=stages, current_stage=0,
+                        observations=[_obs([], **scores)], passed=list(passed_before))
+
+
+def test_decide_advance():
+    s = _state([0.95], 1, {"a": 0.76, "b": 0.8})  # ratios 0.95, 1.0 >= 0.9
+    d = ped.decide(s, TH)
+    assert d.kind == "advance" and d.numbers["min_ratio"] == pytest.approx(0.95) and d.failing == []
+
+
+def test_decide_give_up_after_max_rounds():
+    s = _state([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 6, {"a": 0.48})  # 6 rounds = 1 + max_remedial_rounds 5
+    d = ped.decide(s, TH)
+    assert d.kind == "give_up" and d.failing == ["a"]
+
+
+def test_decide_remediate_first_round_and_on_progress():
+    assert ped.decide(_state([0.25], 1, {"a": 0.2}), TH).kind == "remediate"
+    d = ped.decide(_state([0.25, 0.5], 2, {"a": 0.4}), TH)   # progress 0.25 >= 0.02
+    assert d.kind == "remediate" and d.numbers["progress"] == pytest.approx(0.25)
+
+
+def test_decide_simplify_when_progress_stalls():
+    d = ped.decide(_state([0.5, 0.51], 2, {"a": 0.408}), TH)  # progress 0.01 < min_progress 0.02
+    assert d.kind == "simplify" and "progress +0.01 < min_progress 0.02" in d.reason
+
+
+def test_after_stage_rediagnose_then_finish():
+    s = _state([0.95], 1, {"a": 0.8})
+    assert ped.after_stage(s, TH, has_next_stage=True) is None
+    assert ped.after_stage(s, TH, has_next_stage=False).kind == "rediagnose"      # cycle 0 + 1 < max_cycles 2
+    assert ped.after_stage(s.model_copy(update={"cycle": 1}), TH, False).kind == "finish"
+
+
+def _with(decision_kind, **kw):
+    d = Decision(kind=decision_kind, cycle=0, stage=0, round=1, reason="r")
+    return LearnerState(run_id="t", decisions=[d], stages=[Stage(index=0, modules=["a"], difficulty=1)], **kw)
+
+
+@pytest.mark.parametrize("kind,expected", [("advance", "synthesize"), ("give_up", "synthesize"),
+                                           ("remediate", "synthesize"), ("simplify", "synthesize"),
+                                           ("rediagnose", "diagnose"), ("finish", "report")])
+def test_routing_after_examine(kind, expected):
+    assert route_after_examine(_with(kind)) == expected
+
+
+def test_routing_after_plan_without_stages_goes_to_report():
+    assert route_after_plan(LearnerState(run_id="t")) == "report"
+    assert route_after_plan(_with("advance")) == "synthesize"
+
+
+def test_replan_pending_keeps_started_stages():
+    stages = [Stage(index=0, modules=["a"], difficulty=1, status="active"), Stage(index=1, modules=["b", "c"], difficulty=1)]
+    edges = [Edge(src="b", dst="c", strength=0.8, kept=True)]
+    out = ped.replan_pending(stages, 0, edges, {}, {"a": 1, "b": 1, "c": 1}, 0.15)
+    assert [(s.index, s.modules) for s in out] == [(0, ["a"]), (1, ["b"]), (2, ["c"])]
+
+
+def test_thresholds_out_of_range_rejected():
+    from ioa_state import ConfigError, load_config
+    with pytest.raises(ConfigError, match="thresholds.tau_gap"):
+        load_config(None, {"thresholds.tau_gap": 1.5})
+    with pytest.raises(ConfigError, match="tau_low"):
+        load_config(None, {"thresholds.tau_low": 0.95})
+    assert math.isclose(load_config(None).thresholds.tau_mastery, 0.9)
