@@ -74,6 +74,8 @@ def duplicate_of(question: str, answer: str, reference: str | None, gate: list[I
 
 def adaptation_text(svc: Services, simplify: bool, ratio: float) -> tuple[str, list[str]]:
     """The system-prompt block for the enabled adaptations, and their names (stored with each item)."""
+    if svc.cfg.ablation == "no_adapter":
+        return "", []
     names = svc.cfg.adaptations.enabled()
     parts = [template(n) for n in names]
     if simplify:
@@ -150,7 +152,7 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
         ratio = obs.scores.get(k, 0.0) / max(state.modules[k].teacher_score or 0.0, th.eps) if obs else 0.0
         adapt, _ = adaptation_text(svc, simplify, ratio)
         solve = render("solve", context=context or "", adaptations=adapt)
-        n = th.vote_samples if vote(src) else 1
+        n = th.vote_samples if vote(src) and cfg.ablation != "no_adapter" else 1
         for s in range(n):
             a_reqs.append(TeacherRequest(messages=[{"role": "system", "content": solve.text}, {"role": "user", "content": q}],
                                          temperature=0.0 if n == 1 else cfg.teacher.temperature,
@@ -176,6 +178,13 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
         samples = answers.get(ci, [""])
         base = {"module": k, "source": src.id, "from_wrong_answer": wrong is not None, "level": level,
                 "mode": state.mode, "question": q}
+        if cfg.ablation == "no_adapter":  # baseline: the teacher's item as first written, unverified, not deduplicated
+            kept.append({"id": f"{tag}-{k}-{len(kept)}", "module": k, "prompt": q, "answer": samples[0],
+                         "reference": src.reference, "level": level, "mode": state.mode, "source": src.id,
+                         "from_wrong_answer": wrong is not None, "question_template": tmpl, "adaptations": [],
+                         "template_filled": False, "verification": {"method": "none"}, "stage": stage.index,
+                         "round": stage.rounds, "cycle": state.cycle})
+            continue
         if vote(src):
             finals = Counter(normalize(final_answer(a)) for a in samples if a.strip())
             top, agree = finals.most_common(1)[0] if finals else ("", 0)

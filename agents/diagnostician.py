@@ -200,15 +200,16 @@ def diagnose(state: LearnerState, svc: Services) -> dict:
     svc.progress(f"diagnose: cycle {state.cycle}{' (building modules)' if first else ''}")
     if first:
         modules = build_modules(svc)
+        module_of = {i: k for k, m in modules.items() for i in m.gate_ids + m.test_ids}
         gate_items = [svc.items[i] for m in modules.values() for i in m.gate_ids]
-        t_scores = scoring.check_all(svc, gate_items, scoring.teacher_answers(svc, gate_items, "examiner", node="diagnose"))
+        t_scores = scoring.check_all(svc, gate_items, scoring.teacher_answers(svc, gate_items, "examiner", module_of, node="diagnose"))
         for m in modules.values():
             m.teacher_score = scoring.mean([t_scores[i] for i in m.gate_ids])
             m.teacher_level_scores = scoring.level_scores(m.gate_ids, m.item_levels, t_scores)
             m.teacher_limited = m.teacher_score < th.teacher_floor
         prior = prerequisite_prior(svc, modules)
         test_items = [svc.items[i] for m in modules.values() for i in m.test_ids]
-        t_test = scoring.check_all(svc, test_items, scoring.teacher_answers(svc, test_items, "examiner", node="diagnose:test"))
+        t_test = scoring.check_all(svc, test_items, scoring.teacher_answers(svc, test_items, "examiner", module_of, node="diagnose:test"))
         s_test = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
         test_teacher, _ = scoring.module_scores({k: m.test_ids for k, m in modules.items()}, t_test)
         test_before, _ = scoring.module_scores({k: m.test_ids for k, m in modules.items()}, s_test)
@@ -230,6 +231,9 @@ def diagnose(state: LearnerState, svc: Services) -> dict:
     edges = ped.estimate_edges(sorted(modules), prior, observations, teacher, th)
     sev = ped.severity(gaps, edges, th.alpha)
     targets, caveats = ped.select_targets(deficient, limited, sev, edges, th.target_fraction)
+    if svc.cfg.ablation == "no_identifier":  # baseline: no gaps, no severity: every teachable module, uniform weight
+        targets = sorted(k for k in modules if k not in limited and k not in state.passed)
+        sev = {k: 1.0 for k in modules}
     if not deficient:
         caveats.append("no module is deficient and teachable" + (f" (teacher-limited: {', '.join(limited)})" if limited else ""))
     for k in sorted(modules):

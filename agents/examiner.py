@@ -61,6 +61,13 @@ def examine(state: LearnerState, svc: Services) -> dict:
 
     prior = {(e.src, e.dst): e.prior for e in state.edges}
     edges = ped.estimate_edges(sorted(modules), prior, observations, teacher, th)
+    before = {(e.src, e.dst): (round(e.strength, 6), e.kept) for e in state.edges}
+    for e in edges:
+        if before.get((e.src, e.dst)) != (round(e.strength, 6), e.kept):
+            svc.trace.emit("edge", node="examine", cycle=state.cycle, stage=stage.index, round=stage.rounds - 1,
+                           src=e.src, dst=e.dst, prior=e.prior, measured=e.measured, n_obs=e.n_obs,
+                           strength=round(e.strength, 6), tau_dep=th.tau_dep, kept=e.kept, source=e.source,
+                           broken_cycle=e.broken_cycle)
     if {(e.src, e.dst) for e in edges if e.kept} != {(e.src, e.dst) for e in state.edges if e.kept}:
         levels = {k: m.level for k, m in modules.items()}
         stages = ped.replan_pending(stages, state.current_stage, edges, levels, state.gap, th.tau_zpd)
@@ -71,6 +78,8 @@ def examine(state: LearnerState, svc: Services) -> dict:
 
     view = state.model_copy(update={"stages": stages, "observations": observations, "modules": modules})
     decision = ped.decide(view, th)
+    if cfg.ablation == "no_organizer" and decision.kind != "advance":  # baseline: no mastery gate, one round
+        decision = decision.model_copy(update={"kind": "give_up", "reason": "ablation no_organizer: no mastery gate, one round per stage; " + decision.reason})
     decisions = state.decisions + [decision]
     level = dict(state.level)
     for k in stage.modules:
@@ -84,7 +93,8 @@ def examine(state: LearnerState, svc: Services) -> dict:
         passed_all += [k for k in stage.modules if k not in decision.failing and k not in passed_all]
         not_mastered += [k for k in decision.failing if k not in not_mastered]
         current += 1
-        follow = ped.after_stage(view.model_copy(update={"current_stage": state.current_stage}), th, current < len(stages))
+        follow = ped.after_stage(view.model_copy(update={"current_stage": state.current_stage}), th, current < len(stages),
+                                 single_cycle=cfg.ablation == "no_organizer")
         if follow is None:
             stages[current].status = "active"
         else:
@@ -102,7 +112,8 @@ def examine(state: LearnerState, svc: Services) -> dict:
                 level[k] = max(1, min(level[k], state.level.get(k, 1)) - 1)
     for d in decisions[len(state.decisions):]:
         svc.trace.emit("decision", node="examine", cycle=d.cycle, stage=d.stage, round=d.round, decision=d.kind,
-                       reason=d.reason, numbers=d.numbers, thresholds=d.thresholds, failing=d.failing)
+                       reason=d.reason, numbers=d.numbers, thresholds=d.thresholds, failing=d.failing,
+                       modules=d.modules or list(stage.modules))
         svc.progress(f"decision: {d.kind} - {d.reason}")
     return {**update, "decisions": decisions, "current_stage": current, "mode": mode, "cycle": cycle,
             "passed": passed_all, "not_mastered": not_mastered, "level": level, "usage": svc.usage()}

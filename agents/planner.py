@@ -15,7 +15,10 @@ def plan(state: LearnerState, svc: Services) -> dict:
     """The Organizer node."""
     th = svc.cfg.thresholds
     levels = {k: m.level for k, m in state.modules.items()}
-    stages = ped.plan_stages(state.targets, state.edges, levels, state.gap, th.tau_zpd)
+    if svc.cfg.ablation == "no_organizer":  # baseline: one stage, no prerequisite order, no ZPD
+        stages = [ped.Stage(index=0, modules=list(state.targets), difficulty=ped.stage_difficulty(state.targets, state.gap))] if state.targets else []
+    else:
+        stages = ped.plan_stages(state.targets, state.edges, levels, state.gap, th.tau_zpd)
     if stages:
         stages[0].status = "active"
     obs = state.last_observation()

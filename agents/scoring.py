@@ -9,7 +9,8 @@ from agents.runtime import Services
 from ioa_state import Item
 
 
-def teacher_answers(svc: Services, items: list[Item], role: str, **tag) -> dict[str, str]:
+def teacher_answers(svc: Services, items: list[Item], role: str, module_of: dict[str, str] | None = None,
+                    **tag) -> dict[str, str]:
     """The teacher's greedy answers (with its context); a failed call answers the empty string, counted by the teacher."""
     from agents.teacher import TeacherRequest
 
@@ -19,7 +20,7 @@ def teacher_answers(svc: Services, items: list[Item], role: str, **tag) -> dict[
         messages = ([{"role": "system", "content": context}] if context else []) + [
             {"role": "user", "content": svc.pack.format_prompt(it)}]
         reqs.append(TeacherRequest(messages=messages, temperature=0.0, max_tokens=svc.cfg.student.max_new_tokens,
-                                   role=role, tag={"item": it.id, **tag}))
+                                   role=role, tag={"item": it.id, "module": (module_of or {}).get(it.id), **tag}))
     replies = svc.teacher.ask(reqs)
     return {it.id: (r.text or "") for it, r in zip(items, replies)}
 

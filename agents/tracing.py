@@ -75,6 +75,19 @@ class TraceWriter:
             self.echo(out)
         return out
 
+    def node_seconds(self) -> float:
+        """Wall seconds spent inside graph nodes over the whole run, all processes (from the node_end events)."""
+        total = 0.0
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    e = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if e.get("event") == "node_end":
+                    total += e.get("seconds", 0.0)
+        return total
+
     def close(self) -> None:
         with self._lock:
             self._fh.close()

@@ -46,7 +46,8 @@ def train(state: LearnerState, svc: Services) -> dict:
     history = (state.student_history + [ref])[-KEEP_CHECKPOINTS:]
     svc.student.prune(history)
     trained = state.trained + [k for k in {r["module"] for r in current} if k not in state.trained]
-    svc.trace.emit("train", node="train", cycle=state.cycle, stage=stage_idx, round=round_no, items=len(current),
+    svc.trace.emit("train", node="train", cycle=state.cycle, stage=stage_idx, round=round_no,
+                   stage_round=state.stage().rounds, items=len(current),
                    replay=len(replay), steps=stats.steps, loss_first=stats.losses[0] if stats.losses else None,
                    loss_last=stats.losses[-1] if stats.losses else None, seconds=round(stats.seconds, 3),
                    checkpoint=ref.path, sha256=ref.sha256)

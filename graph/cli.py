@@ -84,11 +84,10 @@ def cmd_status(args) -> int:
     print(f"run {state.run_id}: {state.status}, phase {state.phase}, cycle {state.cycle}, "
           f"stage {state.current_stage + 1 if stage else '-'} of {len(state.stages)}, round {state.round_in_stage}, "
           f"{state.total_rounds} rounds in all, {state.optimizer_steps} optimizer steps")
-    obs = state.last_observation()
     eps = 1e-6
-    print(f"{'module':<18}{'P_T':>6}{'P_S':>6}{'r':>6}  status")
+    print(f"{'module':<18}{'P_T':>6}{'P_S':>6}{'r':>6}  status (P_S: the latest exam that scored the module)")
     for k, m in sorted(state.modules.items()):
-        ps = obs.scores.get(k) if obs else None
+        ps = next((o.scores[k] for o in reversed(state.observations) if k in o.scores), None)
         r = ped.mastery_ratio(ps, m.teacher_score or 0.0, eps) if ps is not None else None
         status = ("passed" if k in state.passed else "not mastered" if k in state.not_mastered else
                   "in stage" if stage and k in stage.modules else "target" if k in state.targets else
@@ -126,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("run")
     st.add_argument("--runs-dir")
     st.set_defaults(fn=cmd_status)
+    from graph import inspect_cli
+    inspect_cli.add_commands(sub)
+    from graph import bench
+    bench.add_parser(sub)
     return p
 
 

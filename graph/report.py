@@ -62,7 +62,12 @@ def report(state: LearnerState, svc: Services) -> dict:
     after["overall"] = scoring.mean(list(s.values()))
     data = build_report(state.model_copy(update={"usage": svc.usage()}), after, svc.cfg.thresholds.eps)
     data["report_seconds"] = round(time.perf_counter() - t0, 3)
+    data["wall_s"] = round(svc.trace.node_seconds() + data["report_seconds"], 1)
     ref = write_json(svc.run_dir, "report.json", data, kind="report")
+    from graph.html_report import write_html
+    final = state.model_copy(update={"test_after": after, "report": ref, "status": "finished", "usage": svc.usage()})
+    html = write_html(svc.run_dir, state=final)
+    svc.progress(f"report: {ref.path}, {html.relative_to(svc.run_dir) if html.is_relative_to(svc.run_dir) else html}")
     svc.trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
     return {"test_after": after, "report": ref, "status": "finished", "phase": "reported", "usage": svc.usage()}
 

@@ -141,8 +141,8 @@ def resume(run: str, runs_dir: str = "runs", overrides: dict | None = None, prog
     if overrides:
         save_config(cfg, run_dir)
     if progress:
-        progress(f"run {run_id} in {run_dir} (resume with `ioa resume {run_id}`)")
-    svc = make_services(cfg, run_dir, progress, echo, task)
+        progress(f"resuming run {cfg.run_id} in {run_dir} from its last checkpoint")
+    svc = make_services(cfg, run_dir, progress, echo)
     try:
         return run_dir, execute(svc, cfg.run_id, fresh=False)
     finally:

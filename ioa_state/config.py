@@ -104,7 +104,6 @@ class StudentConfig(_Strict):
     max_new_tokens: int = Field(48, ge=4, description="longest student answer in exams")
     bf16: bool = Field(True, description="bf16 autocast where the hardware supports it")
     device: str = Field("auto", description="auto | cpu | cuda")
-    save_every_round: bool = True
 
 
 class TaskConfig(_Strict):
@@ -138,8 +137,10 @@ class RunConfig(_Strict):
     watch_items: int = Field(4, ge=0, description="gate items of each untrained target scored at every exam (Eq. 3)")
     max_items_per_module: int | None = Field(None, ge=1, description="cap on kept items per module per round")
     max_rounds_total: int = Field(40, ge=1, description="safety cap on synthesize-train-examine rounds in a run")
-    embedder: Literal["tfidf", "minilm"] = "tfidf"
-    trace_prompts: bool = True
+    ablation: Literal["none", "no_identifier", "no_organizer", "no_adapter"] = Field(
+        "none", description="switch one IOA component off (for `ioa bench`): no_identifier targets every teachable "
+                            "module with uniform weight; no_organizer trains one stage once, no mastery gate, no ZPD; "
+                            "no_adapter keeps the teacher's items as first written (no adaptation, verification, dedup)")
 
     @field_validator("run_id")
     @classmethod

@@ -238,11 +238,11 @@ def decide(state: LearnerState, th: Thresholds) -> Decision:
                     thresholds={"tau_mastery": th.tau_mastery, "min_progress": th.min_progress, "tau_low": th.tau_low}, **base)
 
 
-def after_stage(state: LearnerState, th: Thresholds, has_next_stage: bool) -> Decision | None:
+def after_stage(state: LearnerState, th: Thresholds, has_next_stage: bool, single_cycle: bool = False) -> Decision | None:
     """After advance or give-up on the last stage: re-diagnose while cycles remain, else finish."""
     if has_next_stage:
         return None
-    if state.cycle + 1 < th.max_cycles:
+    if state.cycle + 1 < th.max_cycles and not single_cycle:
         return Decision(kind="rediagnose", cycle=state.cycle, stage=state.current_stage, round=0,
                         reason=f"last stage done; cycle {state.cycle + 1} of max_cycles {th.max_cycles}",
                         numbers={"cycles_run": state.cycle + 1}, thresholds={"max_cycles": th.max_cycles})

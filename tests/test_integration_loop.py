@@ -154,18 +154,28 @@ def test_killed_run_resumes_to_the_same_end_without_paying_twice(full_run):
     run_dir = tmp / "runs" / "killed"
     proc = _run_cli(["run", str(cfg_path)])
     deadline = time.time() + 900
-    killed = False
+    killed, offset, synth_starts, calls_after = False, 0, 0, 0
+    trace = run_dir / "trace.jsonl"
     while time.time() < deadline and proc.poll() is None:
-        trace = run_dir / "trace.jsonl"
-        if trace.exists():
-            events = _trace(run_dir)
-            starts = [i for i, e in enumerate(events) if e["event"] == "node_start" and e["node"] == "synthesize"]
-            # inside the second round's synthesis, once some of its teacher calls are paid (and cached)
-            if len(starts) >= 2 and any(e["event"] == "teacher_call" for e in events[starts[1]:]):
-                os.kill(proc.pid, signal.SIGKILL)
-                killed = True
-                break
-        time.sleep(0.2)
+        time.sleep(0.5)
+        if not trace.exists():
+            continue
+        with open(trace, encoding="utf-8") as fh:  # read only what was appended since the last look
+            fh.seek(offset)
+            chunk = fh.read()
+        complete = chunk[: chunk.rfind("\n") + 1]
+        offset += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            e = json.loads(line)
+            if e["event"] == "node_start" and e["node"] == "synthesize":
+                synth_starts += 1
+            elif e["event"] == "teacher_call" and synth_starts >= 2:
+                calls_after += 1
+        # inside the second round's synthesis, once some of its teacher calls are paid (and cached)
+        if calls_after:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = True
+            break
     proc.wait()
     assert killed, "the run ended before its second round: nothing to resume"
     resumed = _run_cli(["resume", "killed", "--runs-dir", str(tmp / "runs")])

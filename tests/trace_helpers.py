@@ -20,10 +20,13 @@ every time. The whole run takes a few seconds on 2 CPU cores.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
+import os
 import re
+import shutil
 import tempfile
 import threading
 from collections import Counter
@@ -145,7 +148,10 @@ _CACHE: dict = {}
 def small_run():
     """The session's small run, built on first use and shared by every test module: (runs_dir, run_dir, state)."""
     if "run" not in _CACHE:
-        runs_dir = Path(tempfile.mkdtemp(prefix="ioa-trace-")) / "runs"
+        root = Path(tempfile.mkdtemp(prefix="ioa-trace-"))
+        if not os.environ.get("IOA_KEEP_TRACE_RUN"):  # set it to look at the run (and report.png) afterwards
+            atexit.register(shutil.rmtree, root, True)
+        runs_dir = root / "runs"
         run_dir, state = run_small(runs_dir)
         _CACHE["run"] = (runs_dir, run_dir, state)
     return _CACHE["run"]

@@ -30,6 +30,8 @@ What it guarantees:
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import math
 import threading
@@ -272,12 +274,17 @@ class Teacher:
     def _run(self, calls: list[_Call]) -> list[TeacherReply]:
         replies: list[TeacherReply | None] = [None] * len(calls)
         issued: list[int] = []
+        same_as: dict[int, int] = {}  # identical requests in one batch are paid once, the copies served from it
+        first: dict[str, int] = {}
         skipped = 0
         for i, c in enumerate(calls):
             hit = self._from_cache(c)
             if hit is not None:
                 replies[i] = hit
+            elif c.key in first:
+                same_as[i] = first[c.key]
             elif self.accounts.reserve(c.est_tokens):
+                first[c.key] = i
                 issued.append(i)
             else:
                 skipped += 1
@@ -298,6 +305,13 @@ class Teacher:
                     outs = list(pool.map(lambda i: self._run_remote(calls[i], batch), remote))
             for i, rep in zip(remote, outs):
                 replies[i] = rep
+        for i, j in same_as.items():
+            if replies[j] is not None and replies[j].error is None:
+                replies[i] = dataclasses.replace(replies[j], cached=True, retries=0, latency_s=0.0)
+                self.accounts.record_cached(calls[i].request.role, calls[i].spec)
+                self._emit(calls[i], replies[i])
+            else:
+                replies[i] = replies[j]
         if batch.fatal is not None:
             raise batch.fatal
         if skipped:

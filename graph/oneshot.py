@@ -1,0 +1,335 @@
+"""The one-shot baseline (algorithm §5): Self-Instruct style synthesis on IOA's teacher budget, trained once.
+
+For one random seed, given that seed's finished IOA run:
+
+1. **Budget**: the teacher tokens the IOA run spent (its report's `teacher_tokens`, input + output, every role).
+2. **Synthesis**, spread uniformly over the seed items (round-robin: seed 1, 2, ..., n, then seed 1 again with the
+   next sample index): the teacher rewrites the seed question (prompts/synthesize.txt with an empty level hint, the
+   teacher's context as system prompt, as the Adapter asks it; the sample index carries the run's seed, so seeds
+   draw different samples) and answers the new question greedily with its
+   context as the system prompt (no adaptations, no verification). Exact duplicate questions are dropped (and not
+   answered). Calls go out in batches sized so that their predicted cost fits the remaining budget (a pair's
+   prediction is the largest cost seen for its seed item, else for any pair, else an upper bound from the prompt
+   length and `max_tokens`); the loop stops when the next pair would pass the budget, so the spend ends at most one
+   pair's cost below the budget (and above it only if a pair costs more than any pair of its seed before).
+3. **Training**: the student from its initial weights, once, for exactly the IOA run's `optimizer_steps`
+   (`train_sft(..., max_steps=...)`, cycling through reshuffled epochs when the items are fewer).
+4. **Report**: the test split, scored with the pack's checker, per IOA module and overall, written to report.json in
+   the shape graph/report.py writes (teacher and student-before numbers are the IOA run's: same teacher, same
+   student, same test items; teacher-limited modules are the IOA run's).
+
+Its run directory (runs/<id>/) holds config.yaml, teacher_cache.sqlite (every call, so a rerun or a resume after a
+kill pays nothing twice), items/oneshot.jsonl and items/oneshot-dropped.jsonl, trace.jsonl (teacher calls and one
+node_start / node_end pair per phase), student/final and report.json. The budget accounting counts what every reply
+cost when it was first paid, cached or not, so a rerun takes exactly the same decisions from the cache.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+from agents.runtime import Services, write_json, write_jsonl
+from agents.tracing import TraceWriter
+from ioa_state import ConfigError, Item, LearnerState, RunConfig
+
+ROLE = "adapter"  # the same usage bucket as the Adapter's item writing: the same action, without the pedagogy
+QUESTION_TOKENS = 40  # as the Adapter asks for a rewritten question
+MAX_BATCH_PAIRS = 512  # refresh the cost prediction at least this often
+SEED_STRIDE = 1_000_000  # the run's seed enters every rewrite's sample index: other seeds, other samples
+
+
+def _norm(text: str) -> str:
+    """Exact-duplicate key: case and runs of whitespace ignored, nothing else."""
+    return re.sub(r"\s+", " ", text.strip().casefold())
+
+
+def _est_tokens(messages: list[dict], max_tokens: int) -> int:
+    """An upper bound of a call's cost before anything is observed (the teacher client's own estimate)."""
+    return math.ceil(sum(len(m["content"]) for m in messages) / 3) + max_tokens
+
+
+class _Phase:
+    """node_start / node_end trace events around one phase, so wall time sums the same way as a graph run's."""
+
+    def __init__(self, trace: TraceWriter, name: str):
+        self.trace, self.name = trace, name
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        self.trace.emit("node_start", node=self.name, cycle=0, stage=None, round=None)
+        return self
+
+    def __exit__(self, *exc):
+        self.trace.emit("node_end", node=self.name, cycle=0, seconds=round(time.perf_counter() - self.t0, 3),
+                        updated=[], failed=exc[0] is not None)
+        return False
+
+
+def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Spend up to `budget` teacher tokens on Self-Instruct pairs, round-robin over the seed items.
+
+    Returns {"kept": [...], "dropped": [...], "spent": int, "usage": {role: Usage dict}, "pairs": int,
+    "rounds": float}. `spent` counts every reply at what it cost when paid (cache hits included)."""
+    from agents.adapter import parse_question
+    from agents.teacher import TeacherRequest
+    from agents.teacher.backends import parse_spec
+    from prompts import render
+
+    cfg = svc.cfg
+    seeds = [it for it in svc.items.values() if it.split == "seed"]
+    if not seeds:
+        raise ConfigError(f"task pack {cfg.task.pack} has no seed items: the one-shot baseline needs some")
+    context = svc.teacher_context
+    sys_msg = [{"role": "system", "content": context}] if context else []
+    answer_tokens = min(cfg.teacher.max_tokens, cfg.student.max_length // 2)
+    backend, model = parse_spec(svc.teacher.spec_for(ROLE))
+    prices = svc.teacher.accounts.prices
+    usage = {"calls": 0, "cached": 0, "tokens_in": 0, "tokens_out": 0, "retries": 0, "failures": 0, "cost_usd": 0.0}
+
+    def question_request(n: int) -> tuple[Item, TeacherRequest, str]:
+        r, i = divmod(n, len(seeds))
+        src = seeds[i]
+        p = render("synthesize", module=src.category or getattr(svc.pack, "name", None) or "the topic",
+                   seed=svc.pack.format_prompt(src), level_hint="")
+        req = TeacherRequest(messages=sys_msg + [{"role": "user", "content": p.text}],
+                             temperature=cfg.teacher.temperature, max_tokens=QUESTION_TOKENS,
+                             sample_index=cfg.seed * SEED_STRIDE + r,
+                             role=ROLE, tag={"item": src.id, "template": p.template, "step": "question",
+                                             "baseline": "oneshot", "round": r})
+        return src, req, p.template
+
+    def answer_request(q: str, src: Item, r: int) -> TeacherRequest:
+        return TeacherRequest(messages=sys_msg + [{"role": "user", "content": q}], temperature=0.0,
+                              max_tokens=answer_tokens, sample_index=0, role=ROLE,
+                              tag={"item": src.id, "template": "context", "step": "answer", "baseline": "oneshot",
+                                   "round": r})
+
+    def count(replies) -> int:
+        total = 0
+        for rep in replies:
+            usage["calls"] += int(not rep.cached)
+            usage["cached"] += int(rep.cached)
+            usage["retries"] += rep.retries
+            usage["failures"] += int(rep.error is not None)
+            usage["tokens_in"] += rep.tokens_in
+            usage["tokens_out"] += rep.tokens_out
+            usage["cost_usd"] += prices.cost(backend, model, rep.tokens_in, rep.tokens_out)
+            total += rep.tokens_in + rep.tokens_out
+        return total
+
+    kept: list[dict] = []
+    dropped: list[dict] = []
+    seen: set[str] = set()
+    spent, n_next, pair_max = 0, 0, 0
+    seed_max: dict[int, int] = {}  # the largest pair cost seen per seed item: that seed's next pair is predicted so
+
+    def predict(n: int) -> int:
+        i = n % len(seeds)
+        if i in seed_max:
+            return seed_max[i]
+        if pair_max:
+            return pair_max
+        _, req, _ = question_request(n)  # nothing observed yet: an upper bound from the prompt and max_tokens
+        return _est_tokens(req.messages, QUESTION_TOKENS) + _est_tokens(
+            sys_msg + [{"role": "user", "content": "x" * 3 * QUESTION_TOKENS}], answer_tokens)
+
+    while True:
+        remaining = budget - spent
+        cap = MAX_BATCH_PAIRS if pair_max else len(seeds)  # the first batch: one round, to calibrate
+        k, planned = 0, 0
+        while k < cap and planned + predict(n_next + k) <= remaining:
+            planned += predict(n_next + k)
+            k += 1
+        if k == 0:  # the next pair would pass the budget
+            break
+        batch = [question_request(n) for n in range(n_next, n_next + k)]
+        first_n = n_next
+        n_next += k
+        q_replies = svc.teacher.ask([req for _, req, _ in batch])
+        cost = [rep.tokens_in + rep.tokens_out for rep in q_replies]
+        spent += count(q_replies)
+        todo = []  # (batch index, question)
+        for bi, ((src, req, tmpl), rep) in enumerate(zip(batch, q_replies)):
+            base = {"source": src.id, "module": src.category, "round": req.sample_index % SEED_STRIDE}
+            q = parse_question(rep.text) if rep.error is None else None
+            if q is None:
+                dropped.append({**base, "question": rep.text, "reason": "unparseable question" if rep.error is None
+                                else f"teacher error: {rep.error}"})
+            elif _norm(q) in seen:
+                dropped.append({**base, "question": q, "reason": "exact duplicate of a kept question"})
+            else:
+                seen.add(_norm(q))
+                todo.append((bi, q))
+        a_replies = svc.teacher.ask([answer_request(q, batch[bi][0], batch[bi][1].sample_index % SEED_STRIDE)
+                                     for bi, q in todo])
+        spent += count(a_replies)
+        for (bi, q), rep in zip(todo, a_replies):
+            src, req, tmpl = batch[bi]
+            cost[bi] += rep.tokens_in + rep.tokens_out
+            base = {"source": src.id, "module": src.category, "round": req.sample_index % SEED_STRIDE}
+            if rep.error is not None or not (rep.text or "").strip():
+                dropped.append({**base, "question": q, "reason": f"teacher error: {rep.error}" if rep.error
+                                else "empty answer"})
+                continue
+            kept.append({"id": f"oneshot-{len(kept)}", **base, "prompt": q, "answer": rep.text.strip(),
+                         "reference": None, "question_template": tmpl, "adaptations": [],
+                         "verification": {"method": "none"}})
+        if sum(cost) == 0:  # every call failed: nothing more will be spent, stop instead of looping
+            break
+        for bi, c in enumerate(cost):
+            i = (first_n + bi) % len(seeds)
+            seed_max[i] = max(seed_max.get(i, 0), c)
+        pair_max = max([pair_max] + cost)
+        progress(f"oneshot: {n_next} pairs asked, {len(kept)} items kept, {spent}/{budget} teacher tokens")
+    return {"kept": kept, "dropped": dropped, "spent": spent, "usage": {ROLE: usage}, "pairs": n_next,
+            "rounds": round(n_next / len(seeds), 3), "pair_cost_max": pair_max}
+
+
+def module_test_ids(state: LearnerState) -> dict[str, list[str]]:
+    return {k: list(m.test_ids) for k, m in sorted(state.modules.items())}
+
+
+def build_oneshot_report(run_id: str, ioa_state: LearnerState, ioa_report: dict, after: dict[str, float],
+                         eps: float, extra: dict) -> dict:
+    """report.json of a one-shot run, in graph/report.py's shape where it makes sense."""
+    from graph.report import retention
+
+    rows = []
+    for k, m in sorted(ioa_state.modules.items()):
+        t, b, a = ioa_state.test_teacher.get(k, 0.0), ioa_state.test_before.get(k, 0.0), after.get(k, 0.0)
+        rows.append({"module": k, "name": m.name, "teacher_probe": m.teacher_score, "teacher": t, "before": b,
+                     "after": a, "retention_before": retention(b, t, eps), "retention_after": retention(a, t, eps),
+                     "teacher_limited": m.teacher_limited, "targeted": True, "passed": False, "not_mastered": False,
+                     "decisions": []})
+    t = ioa_state.test_teacher.get("overall", 0.0)
+    b = ioa_state.test_before.get("overall", 0.0)
+    a = after.get("overall", 0.0)
+    teachable = [r for r in rows if not r["teacher_limited"]]
+    return {
+        "run_id": run_id,
+        "arm": "oneshot",
+        "overall": {"teacher": t, "before": b, "after": a, "retention_before": retention(b, t, eps),
+                    "retention_after": retention(a, t, eps)},
+        "teachable_overall": {
+            "retention_before": retention(sum(r["before"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
+            "retention_after": retention(sum(r["after"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
+        } if teachable else None,
+        "modules": rows,
+        "teacher_limited": [r["module"] for r in rows if r["teacher_limited"]],
+        "teacher_tokens": extra["spent"],
+        "usage": extra["usage"],
+        "optimizer_steps": extra["optimizer_steps"],
+        "rounds": 1,
+        "cycles": 1,
+        "decisions": [],
+        "caveats": extra.get("caveats", []),
+        "reference_note": "teacher and student-before scores are the IOA run's (same teacher, student and test items)",
+        "status": "finished",
+        "stop_reason": None,
+        "baseline": {
+            "ioa_run": ioa_report.get("run_id"),
+            "budget": extra["budget"],
+            "spent": extra["spent"],
+            "spent_fraction": extra["spent"] / extra["budget"] if extra["budget"] else None,
+            "target_steps": extra["target_steps"],
+            "pairs_asked": extra["pairs"],
+            "rounds_over_seeds": extra["rounds"],
+            "items_kept": extra["kept"],
+            "items_dropped": extra["dropped"],
+            "drop_reasons": extra["drop_reasons"],
+            "loss_first": extra.get("loss_first"),
+            "loss_last": extra.get("loss_last"),
+        },
+    }
+
+
+def run_oneshot(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: Callable[[str], None] | None = None,
+                budget: int | None = None, steps: int | None = None) -> tuple[Path, dict]:
+    """The one-shot baseline for `cfg`'s seed against the finished IOA run in `ioa_run_dir`; returns
+    (run directory, report). `budget` and `steps` default to the IOA report's teacher_tokens and optimizer_steps."""
+    from collections import Counter
+
+    from agents import scoring
+    from agents.teacher import Teacher
+    from graph import runner
+    from training.checkpoints import save_student
+    from training.student import Student
+    from training.trainer import train_sft
+
+    progress = progress or (lambda m: None)
+    ioa_run_dir = Path(ioa_run_dir)
+    report_path = ioa_run_dir / "report.json"
+    if not report_path.is_file():
+        raise ConfigError(f"the one-shot baseline needs a finished IOA run: {report_path} is missing")
+    ioa_report = json.loads(report_path.read_text())
+    ioa_state = runner.load_state(ioa_run_dir)
+    if ioa_state is None or not ioa_state.modules:
+        raise ConfigError(f"IOA run {ioa_run_dir} has no diagnosed modules to score the one-shot student on")
+    budget = int(ioa_report["teacher_tokens"] if budget is None else budget)
+    steps = int(ioa_report["optimizer_steps"] if steps is None else steps)
+
+    cfg = cfg.model_copy(update={"run_id": run_id})
+    # the one-shot keeps its own budget (below); the client's reservation-based stop would cut it short
+    cfg = cfg.model_copy(update={"teacher": cfg.teacher.model_copy(update={"token_budget": None})})
+    run_dir = Path(cfg.runs_dir) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runner.save_config(cfg, run_dir)
+    pack, items = runner.load_task(cfg)
+    trace = TraceWriter(run_dir / "trace.jsonl")
+
+    def teacher_event(event: dict) -> None:
+        event = dict(event)
+        trace.emit(event.pop("event", "teacher_call"), **event)
+
+    teacher = Teacher(cfg.teacher, run_dir, trace=teacher_event)
+    student = Student(cfg.student, run_dir, seed=cfg.seed)
+    svc = Services(cfg=cfg, run_dir=run_dir, pack=pack, items=items, teacher=teacher, student=student, trace=trace,
+                   progress=progress)
+    caveats: list[str] = []
+    try:
+        progress(f"oneshot {run_id}: budget {budget} teacher tokens, {steps} optimizer steps (from {ioa_run_dir.name})")
+        with _Phase(trace, "synthesize"):
+            syn = synthesize(svc, budget, progress)
+            write_jsonl(run_dir, "items/oneshot.jsonl", syn["kept"], kind="items")
+            write_jsonl(run_dir, "items/oneshot-dropped.jsonl", syn["dropped"], kind="items")
+        trace.emit("synthesis", node="synthesize", kept=len(syn["kept"]), dropped=len(syn["dropped"]),
+                   spent=syn["spent"], budget=budget, pairs=syn["pairs"])
+        with _Phase(trace, "train"):
+            student.load(None)  # the initial weights, whatever ran before
+            examples = [{"prompt": r["prompt"], "answer": r["answer"]} for r in syn["kept"]]
+            stats = None
+            if examples and steps > 0:
+                student.model, stats = train_sft(student.model, student.tokenizer, examples, cfg.student,
+                                                 seed=cfg.seed * 1000 + 1, max_steps=steps,
+                                                 progress=lambda s, n, l: progress(f"  oneshot step {s}/{n} loss {l:.3f}")
+                                                 if s == n or s % 10 == 0 else None)
+                save_student(student.model, student.tokenizer, run_dir / "student" / "final")
+            elif steps > 0:
+                caveats.append(f"no usable item within the budget of {budget} tokens: the student was not trained")
+            trained_steps = stats.steps if stats else 0
+        trace.emit("train", node="train", items=len(examples), steps=trained_steps,
+                   loss_first=stats.losses[0] if stats and stats.losses else None,
+                   loss_last=stats.losses[-1] if stats and stats.losses else None)
+        with _Phase(trace, "report"):
+            ids = module_test_ids(ioa_state)
+            test_items = [items[i] for k in ids for i in ids[k]]
+            s = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
+            after, _ = scoring.module_scores(ids, s)
+            after["overall"] = scoring.mean(list(s.values()))
+            reasons = Counter(d["reason"].split(":")[0] for d in syn["dropped"])
+            data = build_oneshot_report(run_id, ioa_state, ioa_report, after, cfg.thresholds.eps, {
+                "spent": syn["spent"], "usage": syn["usage"], "optimizer_steps": trained_steps, "budget": budget,
+                "target_steps": steps, "pairs": syn["pairs"], "rounds": syn["rounds"], "kept": len(syn["kept"]),
+                "dropped": len(syn["dropped"]), "drop_reasons": dict(reasons), "caveats": caveats,
+                "loss_first": stats.losses[0] if stats and stats.losses else None,
+                "loss_last": stats.losses[-1] if stats and stats.losses else None})
+            write_json(run_dir, "report.json", data, kind="report")
+        trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
+        return run_dir, data
+    finally:
+        teacher.close()
+        trace.close()

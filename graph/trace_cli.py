@@ -1,0 +1,396 @@
+"""`ioa trace RUN`: the run's trace.jsonl as a readable, filterable timeline ("why did the run do that?").
+
+One line per event with the numbers behind it: a decision's reason, numbers and thresholds; a module diagnosis's gap
+against tau_gap; an edge's prior / measured / strength against tau_dep; a teacher call's role, template, tokens,
+latency, cache hit and a shortened prompt and reply; a dropped item's reason. Filters combine with AND (values of one
+filter with OR): --node, --agent, --module, --stage, --event, --decision. `--json` prints the matching events as JSON
+lines; `--follow` tails a live run until its report event (or --timeout).
+
+Reads only the run directory's files: no model, no graph, no checkpoint is loaded, so it is fast on any run.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+# graph node -> the agent (role) that runs it; teacher calls carry the role that made them
+NODE_AGENTS = {"diagnose": "diagnostician", "plan": "planner", "synthesize": "adapter", "train": "trainer",
+               "examine": "examiner", "report": "reporter"}
+AGENT_ALIASES = {"identifier": "diagnostician", "organizer": "planner", "rewriter": "adapter", "report": "reporter"}
+EVENT_KINDS = ("node_start", "node_end", "teacher_call", "module_diagnosis", "edge", "targets", "stage_planned",
+               "synthesis", "item_dropped", "train", "forgetting", "replan", "decision", "fallback", "report")
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+def resolve_run_dir(run: str, runs_dir: str | None = None) -> Path:
+    """A run given by id (under runs_dir, default runs/) or by path; same rule as `ioa status` (no graph import)."""
+    from ioa_state import ConfigError
+
+    runs_dir = runs_dir or "runs"
+    for cand in (Path(run), Path(runs_dir) / run):
+        if (cand / "config.yaml").is_file() or (cand / "trace.jsonl").is_file():
+            return cand
+    raise ConfigError(f"no run {run!r}: expected {Path(runs_dir) / run}/config.yaml (or a path to a run directory)")
+
+
+def parse_lines(lines: Iterable[str]) -> Iterator[dict]:
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+        if isinstance(ev, dict):
+            yield ev
+
+
+def read_events(run_dir: Path) -> list[dict]:
+    """All events of a run, in order, with their context (see Context.annotate)."""
+    path = Path(run_dir) / "trace.jsonl"
+    if not path.exists():
+        return []
+    ctx = Context()
+    with open(path, encoding="utf-8") as fh:
+        return [ctx.annotate(ev) for ev in parse_lines(fh)]
+
+
+class Context:
+    """Tracks the enclosing node (node_start/node_end) so that every event knows where it happened.
+
+    Adds `_node` (the node that emitted it: its own `node` field, else the node running at the time), `_stage` and
+    `_cycle` (its own, else the enclosing node's) and `_t` (seconds since the first event)."""
+
+    def __init__(self) -> None:
+        self.node: str | None = None
+        self.stage: int | None = None
+        self.cycle: int | None = None
+        self.t0: float | None = None
+
+    def annotate(self, ev: dict) -> dict:
+        kind = ev.get("event")
+        if kind == "node_start":
+            self.node, self.stage, self.cycle = ev.get("node"), ev.get("stage"), ev.get("cycle")
+        node = str(ev.get("node") or self.node or "").split(":")[0] or None
+        ev["_node"] = node
+        ev["_stage"] = ev.get("stage") if ev.get("stage") is not None else self.stage
+        ev["_cycle"] = ev.get("cycle") if ev.get("cycle") is not None else self.cycle
+        ts = ev.get("ts")
+        if isinstance(ts, (int, float)):
+            self.t0 = ts if self.t0 is None else self.t0
+            ev["_t"] = round(ts - self.t0, 3)
+        if kind == "node_end":
+            self.node = None
+        return ev
+
+
+def public(ev: dict) -> dict:
+    """The event as written in trace.jsonl (without the derived _fields)."""
+    return {k: v for k, v in ev.items() if not k.startswith("_")}
+
+
+# -- filtering ----------------------------------------------------------------------------------------------------
+def event_modules(ev: dict) -> set[str]:
+    """Every module an event is about (its module, an edge's ends, a stage's or decision's modules, ...)."""
+    out: set[str] = set()
+    for key in ("module", "src", "dst"):
+        if isinstance(ev.get(key), str):
+            out.add(ev[key])
+    for key in ("modules", "failing", "targets"):
+        if isinstance(ev.get(key), list):
+            out.update(str(m) for m in ev[key])
+    if isinstance(ev.get("levels"), dict):
+        out.update(ev["levels"])
+    if ev.get("event") == "decision" and isinstance(ev.get("numbers"), dict):
+        out.update(k[2:-1] for k in ev["numbers"] if k.startswith("r[") and k.endswith("]"))
+    return out
+
+
+def event_agent(ev: dict) -> str | None:
+    """The agent behind an event: a teacher call's role, else the agent of the node that emitted it."""
+    if ev.get("event") == "teacher_call" and ev.get("role"):
+        return str(ev["role"])
+    return NODE_AGENTS.get(ev.get("_node") or "")
+
+
+def matches(ev: dict, *, nodes=None, agents=None, modules=None, stages=None, events=None, decisions=None) -> bool:
+    if events and ev.get("event") not in events:
+        return False
+    if decisions and (ev.get("event") != "decision" or ev.get("decision") not in decisions):
+        return False
+    if nodes and ev.get("_node") not in nodes:
+        return False
+    if agents and (event_agent(ev) or "").lower() not in {AGENT_ALIASES.get(a.lower(), a.lower()) for a in agents}:
+        return False
+    if modules and not (event_modules(ev) & set(modules)):
+        return False
+    if stages is not None and len(stages) and ev.get("_stage") not in stages:
+        return False
+    return True
+
+
+# -- formatting ---------------------------------------------------------------------------------------------------
+def short(text, limit: int = 90) -> str:
+    """One line, at most `limit` characters (an ellipsis marks a cut)."""
+    if text is None:
+        return "-"
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit or limit <= 0 else text[: limit - 1] + "…"
+
+
+def num(x, digits: int = 2) -> str:
+    """A number as the timeline shows it: floats with `digits` decimals, ints as they are, None as '-'."""
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def compact(x) -> str:
+    """A number without trailing zeros (0.9, 2, 0.0213), for numbers/thresholds dicts."""
+    if isinstance(x, float):
+        return f"{x:.4f}".rstrip("0").rstrip(".") if x == x else "nan"
+    return "-" if x is None else str(x)
+
+
+def kv(d: dict | None) -> str:
+    return ", ".join(f"{k}={compact(v)}" for k, v in (d or {}).items()) or "-"
+
+
+def prompt_of(messages) -> tuple[str, str]:
+    """(system prompt, last user message) of a teacher call's messages."""
+    system = user = ""
+    for m in messages or []:
+        if not isinstance(m, dict):
+            continue
+        content = m.get("content")
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if m.get("role") == "system":
+            system = str(content or "")
+        elif m.get("role") in ("user", "human"):
+            user = str(content or "")
+    return system, user
+
+
+def _where(ev: dict) -> str:
+    parts = []
+    if ev.get("module"):
+        parts.append(str(ev["module"]))
+    if ev.get("_stage") is not None:
+        parts.append(f"s{ev['_stage']}")
+    if ev.get("round") is not None:
+        parts.append(f"r{ev['round']}")
+    return " ".join(parts)
+
+
+def describe(ev: dict, width: int = 90) -> str:
+    """The one-line explanation of an event (without the seq/time/node prefix)."""
+    k = ev.get("event")
+    if k == "node_start":
+        return (f"start {ev.get('node')} (cycle {num(ev.get('cycle'))}, stage {num(ev.get('stage'))}, "
+                f"round {num(ev.get('round'))})")
+    if k == "node_end":
+        return f"end {ev.get('node')} in {num(ev.get('seconds'))}s; updated {', '.join(ev.get('updated') or []) or '-'}"
+    if k == "teacher_call":
+        system, user = prompt_of(ev.get("messages"))
+        tmpl = ev.get("template") or ev.get("step") or "-"
+        flags = []
+        if ev.get("cached"):
+            flags.append("cached")
+        if ev.get("retries"):
+            flags.append(f"retries {ev['retries']}")
+        if ev.get("error"):
+            flags.append(f"ERROR {short(ev['error'], width)}")
+        where = " ".join(x for x in (_where(ev), f"item {ev['item']}" if ev.get("item") else "") if x)
+        sys_note = f" [+system {len(system)} chars]" if system else ""
+        return (f"teacher {ev.get('role')}/{tmpl}{' ' + where if where else ''}: "
+                f"{num(ev.get('tokens_in'))}+{num(ev.get('tokens_out'))} tok, {num(ev.get('latency_s'), 3)}s"
+                f"{' (' + ', '.join(flags) + ')' if flags else ''} | asked{sys_note}: \"{short(user, width)}\" "
+                f"| answered: \"{short(ev.get('reply'), width)}\"")
+    if k == "module_diagnosis":
+        gap, tau = ev.get("gap"), ev.get("tau_gap")
+        if ev.get("teacher_limited"):
+            verdict = (f"TEACHER-LIMITED: P_T {num(ev.get('teacher_score'))} < teacher_floor "
+                       f"{num(ev.get('teacher_floor'))} (not targeted)")
+        elif ev.get("deficient"):
+            verdict = f"DEFICIENT: gap {num(gap)} > tau_gap {num(tau)}"
+        else:
+            verdict = f"not deficient: gap {num(gap)} <= tau_gap {num(tau)}"
+        fb = f"; fallbacks: {'; '.join(ev['fallbacks'])}" if ev.get("fallbacks") else ""
+        return (f"module {ev.get('module')} ({ev.get('name')}): {verdict}; P_T {num(ev.get('teacher_score'))} "
+                f"P_S {num(ev.get('student_score'))}, severity {num(ev.get('severity'))}"
+                f"{', TARGET' if ev.get('target') else ''}{fb}")
+    if k == "edge":
+        s, tau = ev.get("strength"), ev.get("tau_dep")
+        if ev.get("kept"):
+            verdict = f"KEPT: strength {num(s)} > tau_dep {num(tau)}"
+        elif ev.get("broken_cycle"):
+            verdict = f"dropped to break a cycle (weakest edge; strength {num(s)})"
+        else:
+            verdict = f"not kept: strength {num(s)} <= tau_dep {num(tau)}"
+        how = ("= prior" if ev.get("source") == "prior" else
+               f"= (n_obs*measured + 2*prior)/(n_obs+2)")
+        return (f"edge {ev.get('src')} -> {ev.get('dst')}: {verdict}; strength {how} with prior {num(ev.get('prior'))}, "
+                f"measured {num(ev.get('measured'))}, n_obs {num(ev.get('n_obs'))}")
+    if k == "targets":
+        return (f"targets: {', '.join(ev.get('targets') or []) or '-'} (deficient: {', '.join(ev.get('deficient') or []) or '-'}; "
+                f"teacher-limited: {', '.join(ev.get('teacher_limited') or []) or '-'}; target_fraction "
+                f"{num(ev.get('target_fraction'))})" + (f"; caveats: {'; '.join(ev['caveats'])}" if ev.get("caveats") else ""))
+    if k == "stage_planned":
+        levels = ", ".join(f"{m}=L{lv}" for m, lv in (ev.get("levels") or {}).items())
+        return (f"stage {ev.get('stage')} planned: {', '.join(ev.get('modules') or [])} (difficulty "
+                f"{num(ev.get('difficulty'))}, tau_zpd {num(ev.get('tau_zpd'))}; item levels {levels or '-'})")
+    if k == "synthesis":
+        reasons = ", ".join(f"{r}: {n}" for r, n in (ev.get("drop_reasons") or {}).items())
+        return (f"synthesis {ev.get('module')} ({ev.get('mode')}, level {ev.get('level')}, stage {ev.get('stage')}, "
+                f"round {ev.get('round')}): kept {ev.get('kept')}, dropped {ev.get('dropped')}"
+                + (f" ({reasons})" if reasons else ""))
+    if k == "item_dropped":
+        src = f" from {'wrong answer on ' if ev.get('from_wrong_answer') else 'seed '}{ev.get('source')}" if ev.get("source") else ""
+        ans = f" | answer: \"{short(ev.get('answer'), width // 2)}\"" if ev.get("answer") else ""
+        return (f"DROPPED {ev.get('module')} item{src} ({ev.get('mode')}, level {ev.get('level')}): "
+                f"{short(ev.get('reason'), width + 40)} | question: \"{short(ev.get('question'), width)}\"{ans}")
+    if k == "train":
+        return (f"train round {ev.get('round')}: {ev.get('items')} items + {ev.get('replay')} replay, "
+                f"{ev.get('steps')} steps, loss {num(ev.get('loss_first'), 3)} -> {num(ev.get('loss_last'), 3)}, "
+                f"{num(ev.get('seconds'))}s -> {ev.get('checkpoint')}")
+    if k == "forgetting":
+        return (f"FORGETTING {ev.get('module')}: ratio {num(ev.get('ratio'))} < tau_mastery "
+                f"{num(ev.get('tau_mastery'))} -> {ev.get('action')}")
+    if k == "replan":
+        edges = ", ".join(f"{e[0]}->{e[1]} ({num(e[2])})" for e in ev.get("kept_edges") or [] if len(e) >= 3)
+        stages = " | ".join(", ".join(s) for s in ev.get("stages") or [])
+        return f"replan: kept edges changed to {edges or '-'}; stages now {stages or '-'}"
+    if k == "decision":
+        failing = ", ".join(ev.get("failing") or []) or "-"
+        return (f"DECISION {str(ev.get('decision')).upper()} (cycle {num(ev.get('cycle'))}, stage {num(ev.get('stage'))}, "
+                f"round {num(ev.get('round'))}): {ev.get('reason')} | numbers: {kv(ev.get('numbers'))} | thresholds: "
+                f"{kv(ev.get('thresholds'))} | failing: {failing}")
+    if k == "fallback":
+        return f"FALLBACK {ev.get('field')}: {short(ev.get('why'), width)} -> used {ev.get('used')}"
+    if k == "report":
+        o = ev.get("overall") or {}
+        return (f"report: test retention {num(o.get('retention_before'))} -> {num(o.get('retention_after'))} "
+                f"(teacher {num(o.get('teacher'))}, student before {num(o.get('before'))}, after {num(o.get('after'))}); "
+                f"teacher tokens {num(ev.get('teacher_tokens'))}")
+    rest = {kk: v for kk, v in public(ev).items() if kk not in ("seq", "ts", "event", "node")}
+    return f"{k}: " + short(", ".join(f"{kk}={v}" for kk, v in rest.items()), width * 2)
+
+
+_COLORS = {"decision": "1;35", "module_diagnosis": "36", "edge": "36", "item_dropped": "33", "teacher_call": "2",
+           "node_start": "1;34", "node_end": "34", "forgetting": "31", "fallback": "31", "report": "1;32"}
+
+
+def format_line(ev: dict, width: int = 90, color: bool = False) -> str:
+    t = ev.get("_t")
+    prefix = f"{ev.get('seq', '?'):>5} {('+%.2fs' % t) if t is not None else '':>9} {str(ev.get('_node') or '-'):<10} "
+    line = prefix + describe(ev, width)
+    if color and ev.get("event") in _COLORS:
+        line = f"\033[{_COLORS[ev['event']]}m{line}\033[0m"
+    return line
+
+
+# -- the command --------------------------------------------------------------------------------------------------
+def _split(values) -> list[str]:
+    return [v for x in values or [] for v in str(x).split(",") if v]
+
+
+def filters_from(args) -> dict:
+    stages = [int(s) for s in _split(args.stage)] if args.stage else None
+    return {"nodes": set(_split(args.node)) or None, "agents": set(_split(args.agent)) or None,
+            "modules": set(_split(args.module)) or None, "stages": stages,
+            "events": set(_split(args.event)) | ({"decision"} if args.decision else set()) or None,
+            "decisions": set(_split(args.decision)) or None}
+
+
+def _emit(ev: dict, args, out) -> None:
+    if args.json:
+        out.write(json.dumps(public(ev), ensure_ascii=False) + "\n")
+    else:
+        width = 0 if args.full else args.width
+        out.write(format_line(ev, width or 100000, color=args.color) + "\n")
+    out.flush()
+
+
+def follow(run_dir: Path, args, flt: dict, out, poll: float = 0.25) -> int:
+    """Print matching events as they are written; stop at the run's report event or after --timeout seconds."""
+    path = run_dir / "trace.jsonl"
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    ctx, buf, pos, shown = Context(), "", 0, 0
+    while True:
+        if path.exists():
+            with open(path, encoding="utf-8") as fh:
+                fh.seek(pos)
+                chunk = fh.read()
+                pos = fh.tell()
+            buf += chunk
+            *lines, buf = buf.split("\n")
+            for ev in parse_lines(lines):
+                ev = ctx.annotate(ev)
+                if matches(ev, **flt):
+                    _emit(ev, args, out)
+                    shown += 1
+                if ev.get("event") == "report":
+                    return 0
+        if deadline is not None and time.monotonic() >= deadline:
+            print(f"ioa trace: stopped following after --timeout {args.timeout:g}s ({shown} events shown)", file=sys.stderr)
+            return 0
+        time.sleep(poll)
+
+
+def cmd_trace(args) -> int:
+    run_dir = resolve_run_dir(args.run, args.runs_dir)
+    flt = filters_from(args)
+    if args.color is None:
+        args.color = sys.stdout.isatty() and not args.json
+    out = sys.stdout
+    try:
+        if args.follow:
+            return follow(run_dir, args, flt, out)
+        events = read_events(run_dir)
+        shown = [ev for ev in events if matches(ev, **flt)]
+        if args.last:
+            shown = shown[-args.last:]
+        for ev in shown:
+            _emit(ev, args, out)
+    except BrokenPipeError:  # `ioa trace RUN | head`: the reader has what it wanted
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if not args.json:
+        print(f"ioa trace: {len(shown)} of {len(events)} events in {run_dir / 'trace.jsonl'}", file=sys.stderr)
+    return 0
+
+
+def add_parser(sub) -> None:
+    t = sub.add_parser("trace", help="the run's trace as a readable timeline: why did the run do that?",
+                       description="One line per event (decisions with their numbers and thresholds, module "
+                                   "diagnoses, prerequisite edges, teacher calls, dropped items, ...). Filters combine "
+                                   "with AND; repeat a filter or give a comma list for OR.")
+    t.add_argument("run", help="run id (under runs/) or run directory")
+    t.add_argument("--node", action="append", metavar="NODE", help="diagnose | plan | synthesize | train | examine | report")
+    t.add_argument("--agent", action="append", metavar="ROLE",
+                   help="diagnostician | planner | adapter | trainer | examiner (teacher calls: the role that made them)")
+    t.add_argument("--module", action="append", metavar="M", help="events about module M (an edge matches either end)")
+    t.add_argument("--stage", action="append", metavar="N", help="events of curriculum stage N (0-based, as in the trace)")
+    t.add_argument("--event", action="extend", nargs="+", metavar="KIND",
+                   help=f"event kinds: {', '.join(EVENT_KINDS)}")
+    t.add_argument("--decision", action="append", metavar="KIND",
+                   help="only decisions of this kind: advance | remediate | simplify | give_up | rediagnose | finish")
+    t.add_argument("--json", action="store_true", help="print matching events as JSON lines (as written in trace.jsonl)")
+    t.add_argument("--follow", "-f", action="store_true", help="tail a live run; stops at its report event or --timeout")
+    t.add_argument("--timeout", type=float, default=None, help="with --follow: stop after this many seconds")
+    t.add_argument("--last", type=int, default=None, metavar="N", help="only the last N matching events")
+    t.add_argument("--full", action="store_true", help="do not shorten prompts and replies")
+    t.add_argument("--width", type=int, default=90, help="characters kept of a prompt or reply (default 90)")
+    t.add_argument("--color", action="store_true", default=None, help="colour the output (default: on a terminal)")
+    t.add_argument("--no-color", dest="color", action="store_false")
+    t.add_argument("--runs-dir")
+    t.set_defaults(fn=cmd_trace)
+

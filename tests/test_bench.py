@@ -1,0 +1,351 @@
+"""`ioa bench` in small: IOA, the one-shot baseline, the undistilled student and one ablation over two seeds, with a
+scripted teacher over HTTP and the 2-layer `tiny` student. Checks the bookkeeping, not the science: the one-shot arm
+spends the IOA arm's teacher budget (within 5%) and trains for the same optimizer steps; the table, bench.json and
+bench.svg hold every arm and seed; teacher-limited modules are listed and kept out of teachable retention; a bench
+killed inside a run resumes it without paying a teacher call twice; a rerun reuses every finished run (zero new
+teacher calls); a run directory made with another config is refused.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import xml.etree.ElementTree as ET
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+from openai_server import OpenAIServer
+
+from graph import bench as bench_mod
+from graph import builder
+from ioa_state import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = [0, 1]
+ARMS = ["ioa", "oneshot", "undistilled", "no_organizer"]
+LIMITED = "culture"  # the scripted teacher does not know these facts: a teacher-limited module
+
+SMALL = {
+    "task": {"pack": "zorbia", "limit": 36},  # 6 facts: geography (taught) and culture (teacher-limited)
+    "teacher": {"spec": "openai-compatible:scripted", "max_tokens": 40, "max_reasks": 0, "concurrency": 4},
+    "student": {"source": "tiny", "epochs": 1, "batch_size": 8, "learning_rate": 0.002, "max_new_tokens": 12,
+                "max_length": 128},
+    "thresholds": {"samples_per_seed": 2, "max_remedial_rounds": 1, "max_cycles": 1, "target_fraction": 1.0},
+    "min_items": 1,
+    "watch_items": 2,
+}
+
+STOP = set("a an the of in is what which who whom how to for me tell name called and do does zorbia zorbia's "
+           "its it that this are was be please".split())
+
+
+class ZorbiaTeacher:
+    """Replies like a teacher that has read the Zorbia sheet, except for the culture facts it cannot answer."""
+
+    def __init__(self) -> None:
+        data = json.loads((resources.files("tasks.packs") / "zorbia.json").read_text())
+        self.facts = data["facts"]
+        self.sheet_marker = data["sheet_intro"][:40]
+        self.vocab = [self._words(" ".join(f["questions"]) + " " + f["fact"]) for f in self.facts]
+        self.counts: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _words(text: str) -> set[str]:
+        return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in STOP}
+
+    def fact_for(self, question: str) -> dict:
+        words = self._words(question)
+        best = max(range(len(self.facts)), key=lambda i: (len(words & self.vocab[i]), -i))
+        return self.facts[best]
+
+    def rewrite(self, question: str) -> str:
+        with self.lock:
+            n = self.counts[question] = self.counts.get(question, 0) + 1
+        body = question[0].lower() + question[1:].rstrip(".?!")
+        return f'New question: "Practice question {n} for the quiz: can you say {body}?"'
+
+    def __call__(self, body: dict) -> str:
+        msgs = body.get("messages", [])
+        user = next((m["content"] for m in reversed(msgs) if m.get("role") == "user"), "") or ""
+        system = next((m["content"] for m in msgs if m.get("role") == "system"), "") or ""
+        tools = body.get("tools") or []
+        if tools:
+            if tools[0]["function"]["name"] == "ModuleCard":
+                return json.dumps({"name": "Zorbia facts", "description": "facts about Zorbia", "level": 1})
+            return json.dumps({"edges": []})
+        if user.startswith("How hard is this question"):
+            return "1"
+        m = (re.search(r'Here is a question about [^:]*: "(.+?)"\n', user)
+             or re.search(r'answered the question "(.+?)" wrongly', user))
+        if m:
+            return self.rewrite(m.group(1))
+        if self.sheet_marker not in system:
+            return "I do not know."
+        fact = self.fact_for(user)
+        if fact["category"] == LIMITED:
+            return "I am not sure about that."
+        return f"The answer is {fact['answer']}.\nAnswer: {fact['answer']}"
+
+
+class Killed(Exception):
+    """Stands for a kill inside a run."""
+
+
+@pytest.fixture(scope="module")
+def server():
+    with OpenAIServer(ZorbiaTeacher(), models=["scripted"]) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def setup(server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    data = json.loads(json.dumps(SMALL))
+    data["teacher"]["base_url"] = server.base_url
+    data["runs_dir"] = str(tmp / "runs")
+    path = tmp / "bench.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return tmp, path, load_config(path)
+
+
+@pytest.fixture(scope="module")
+def first(setup, server):
+    """A bench killed inside seed 1's IOA run (after its first training round), then run again to its end."""
+    tmp, _, cfg = setup
+    original = builder.NODES["examine"]
+
+    def examine(state, svc):
+        if svc.cfg.run_id == "bench-1-ioa":
+            raise Killed("killed inside the run")
+        return original(state, svc)
+
+    builder.NODES["examine"] = examine
+    try:
+        with pytest.raises(Killed):
+            bench_mod.run_bench(cfg, SEEDS, ARMS, out_dir=tmp / "out")
+    finally:
+        builder.NODES["examine"] = original
+    assert not (tmp / "out" / "bench.json").exists()
+    assert (tmp / "runs" / "bench-1-ioa" / "checkpoints.sqlite").is_file()
+    assert not (tmp / "runs" / "bench-1-ioa" / "report.json").exists()
+    killed_requests = server.requests
+    result = bench_mod.run_bench(cfg, SEEDS, ARMS, out_dir=tmp / "out")
+    return result, killed_requests, server.requests
+
+
+def _rows(result) -> dict:
+    return {(r["arm"], r["seed"]): r for r in result["rows"]}
+
+
+def _report(row) -> dict:
+    return json.loads((Path(row["run_dir"]) / "report.json").read_text())
+
+
+def test_every_arm_and_seed_in_the_table_json_and_plot(first, setup):
+    tmp, _, _ = setup
+    result, _, _ = first
+    rows = _rows(result)
+    assert sorted(rows) == sorted((a, s) for a in ARMS for s in SEEDS)
+    saved = json.loads((tmp / "out" / "bench.json").read_text())
+    assert sorted((r["arm"], r["seed"]) for r in saved["rows"]) == sorted(rows)
+    assert saved["arms"] == ARMS and saved["seeds"] == SEEDS
+    for arm in ARMS:
+        for metric in bench_mod.METRICS:
+            s = saved["summary"][arm][metric]
+            vals = [rows[(arm, seed)][metric] for seed in SEEDS if rows[(arm, seed)][metric] is not None]
+            assert s["n"] == len(vals)
+            if vals:
+                assert s["mean"] == pytest.approx(sum(vals) / len(vals))
+                assert s["spread"] == pytest.approx(max(vals) - min(vals))
+    table = result["table"]
+    body = table.splitlines()
+    for arm in ARMS:
+        assert any(line.startswith(f"{arm:<15}") and re.match(r"\s*\d", line[15:]) for line in body), arm
+    header = next(line for line in body if line.startswith("arm "))
+    for col in ("score", "retention", "teachable ret.", "teacher tokens", "opt. steps", "wall s"):
+        assert col in header
+    svg = (tmp / "out" / "bench.svg").read_text()
+    root = ET.fromstring(svg)
+    assert root.tag.endswith("svg")
+    texts = "".join(root.itertext())
+    for arm in ARMS:
+        assert arm in texts
+
+
+def test_oneshot_spends_the_ioa_budget_and_the_same_steps(first):
+    result, _, _ = first
+    rows = _rows(result)
+    for seed in SEEDS:
+        ioa, one = _report(rows[("ioa", seed)]), _report(rows[("oneshot", seed)])
+        budget = ioa["teacher_tokens"]
+        assert budget > 0 and ioa["optimizer_steps"] > 0
+        assert one["baseline"]["budget"] == budget
+        assert 0.95 * budget <= one["teacher_tokens"] <= budget
+        assert one["optimizer_steps"] == ioa["optimizer_steps"] == rows[("oneshot", seed)]["optimizer_steps"]
+        u = one["usage"]["adapter"]
+        assert u["tokens_in"] + u["tokens_out"] == one["teacher_tokens"] == rows[("oneshot", seed)]["teacher_tokens"]
+        # uniform over the seed items: every seed item asked as often as any other, give or take one
+        run_dir = Path(rows[("oneshot", seed)]["run_dir"])
+        records = [json.loads(line) for f in ("oneshot.jsonl", "oneshot-dropped.jsonl")
+                   for line in (run_dir / "items" / f).read_text().splitlines()]
+        per_source = {}
+        for r in records:
+            per_source[r["source"]] = per_source.get(r["source"], 0) + 1
+        assert len(per_source) == 6 and max(per_source.values()) - min(per_source.values()) <= 1
+        assert sum(per_source.values()) == one["baseline"]["pairs_asked"]
+        kept = [json.loads(line) for line in (run_dir / "items" / "oneshot.jsonl").read_text().splitlines()]
+        assert kept and len({r["prompt"].lower() for r in kept}) == len(kept)  # no exact duplicates
+    check = {c["seed"]: c for c in result["checks"]}
+    assert all(check[s]["within_5pct"] and check[s]["steps_equal"] for s in SEEDS)
+
+
+def test_undistilled_is_the_ioa_before_numbers_at_no_cost(first):
+    result, _, _ = first
+    rows = _rows(result)
+    for seed in SEEDS:
+        ioa = _report(rows[("ioa", seed)])
+        u = rows[("undistilled", seed)]
+        assert u["score"] == ioa["overall"]["before"] and u["retention"] == ioa["overall"]["retention_before"]
+        assert u["teacher_tokens"] == 0 and u["optimizer_steps"] == 0 and u["wall_s"] == 0
+        assert rows[("ioa", seed)]["score"] == ioa["overall"]["after"]
+
+
+def test_ablation_runs_with_its_switch_and_reports_its_own_spend(first):
+    result, _, _ = first
+    for seed in SEEDS:
+        row = _rows(result)[("no_organizer", seed)]
+        cfg = yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text())
+        assert cfg["ablation"] == "no_organizer" and cfg["seed"] == seed
+        assert row["teacher_tokens"] == _report(row)["teacher_tokens"] > 0
+        assert row["wall_s"] > 0
+
+
+def test_teacher_limited_modules_listed_and_out_of_teachable_retention(first):
+    result, _, _ = first
+    for r in result["rows"]:
+        assert r["teacher_limited"] == [LIMITED], r
+        teach = {k: m for k, m in r["modules"].items() if not m["teacher_limited"]}
+        assert list(teach) == ["geography"]
+        g = teach["geography"]
+        assert r["teachable_retention"] == pytest.approx(g["score"] / g["teacher"])
+    table = result["table"]
+    assert "teacher-limited modules" in table
+    assert re.search(rf"^\s+{LIMITED}: seeds 0 1 in ioa, oneshot, undistilled, no_organizer$", table, re.M), table
+    for arm in ARMS:
+        assert result["summary"][arm]["teacher_limited"] == {LIMITED: SEEDS}
+
+
+def test_killed_bench_resumed_the_run_without_paying_twice(first):
+    result, _, _ = first
+    rows = _rows(result)
+    assert rows[("ioa", 1)]["action"] == "resume"
+    assert rows[("ioa", 0)]["action"] == "reuse" and rows[("oneshot", 0)]["action"] == "reuse"
+    assert rows[("no_organizer", 1)]["action"] == "run"
+    run_dir = Path(rows[("ioa", 1)]["run_dir"])
+    events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines() if line.strip()]
+    paid = [json.dumps([e["messages"], e.get("sample_index"), e.get("role")], sort_keys=True)
+            for e in events if e["event"] == "teacher_call" and not e["cached"]]
+    assert paid and len(paid) == len(set(paid)), "a teacher call was paid twice"
+    assert _report(rows[("ioa", 1)])["status"] == "finished"
+
+
+def test_rerun_reuses_every_finished_run_with_zero_teacher_calls(first, setup, server, capsys):
+    from graph.cli import main
+
+    tmp, path, _ = setup
+    result, _, after_first = first
+    assert server.requests == after_first
+    rc = main(["bench", str(path), "--seeds", *map(str, SEEDS), "--arms", *ARMS, "--out", str(tmp / "out2")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert server.requests == after_first, "a rerun made new teacher calls"
+    again = json.loads((tmp / "out2" / "bench.json").read_text())
+    assert {r["action"] for r in again["rows"]} == {"reuse", "derived"}
+    assert [(r["arm"], r["seed"], r["score"], r["teacher_tokens"], r["optimizer_steps"]) for r in again["rows"]] == \
+        [(r["arm"], r["seed"], r["score"], r["teacher_tokens"], r["optimizer_steps"]) for r in result["rows"]]
+    assert again["table"] in out
+
+
+def test_oneshot_redone_from_its_cache_pays_nothing(first, setup, server):
+    tmp, _, cfg = setup
+    result, _, _ = first
+    row = _rows(result)[("oneshot", 0)]
+    before = _report(row)
+    (Path(row["run_dir"]) / "report.json").unlink()
+    n = server.requests
+    redo = bench_mod.run_bench(cfg, [0], ["oneshot"], out_dir=tmp / "out3")
+    assert server.requests == n
+    (new,) = redo["rows"]
+    assert new["action"] == "resume"
+    after = _report(new)
+    assert after["teacher_tokens"] == before["teacher_tokens"]
+    assert after["baseline"]["pairs_asked"] == before["baseline"]["pairs_asked"]
+    assert after["optimizer_steps"] == before["optimizer_steps"]
+
+
+def test_a_run_made_with_another_config_is_refused(first, setup, server, capsys):
+    from graph.cli import EXIT_BAD_INPUT, main
+
+    tmp, path, cfg = setup
+    n = server.requests
+    other = cfg.model_copy(update={"thresholds": cfg.thresholds.model_copy(update={"samples_per_seed": 3})})
+    with pytest.raises(ConfigError, match="different config.*samples_per_seed"):
+        bench_mod.run_bench(other, [0], ["ioa"], out_dir=tmp / "out4")
+    rc = main(["bench", str(path), "--seeds", "0", "--arms", "oneshot", "--set", "student.epochs=2",
+               "--out", str(tmp / "out4")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == EXIT_BAD_INPUT and err[-1].startswith("ioa: error: bench run") and "student.epochs" in err[-1]
+    assert server.requests == n and not (tmp / "out4").exists()
+    # operational fields (where the teacher is) do not count
+    moved = cfg.model_copy(update={"teacher": cfg.teacher.model_copy(update={"base_url": "http://127.0.0.1:9/v1"})})
+    bench_mod.check_compatible(Path(_rows(first[0])[("ioa", 0)]["run_dir"]),
+                               bench_mod.arm_config(moved, 0, "ioa", cfg.runs_dir))
+
+
+def test_benchmark_script_dry_run_prints_the_plan(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_ioa_vs_baselines.py"), "--dry-run",
+                           "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "seeds 0 1 2" in out
+    for arm in bench_mod.ARMS:
+        assert re.search(rf"seed 2\s+{arm}\s", out), arm
+    assert not (tmp_path / "runs").exists()
+
+
+def _fake_row(arm, seed, score, teach, limited=("economy",), tokens=100, steps=4, wall=1.0):
+    return {"seed": seed, "arm": arm, "run_id": f"bench-{seed}-{arm}", "run_dir": "-", "action": "run",
+            "status": "finished", "stop_reason": None, "teacher": 0.8, "score": score, "retention": score / 0.8,
+            "teachable_retention": teach, "teacher_limited": list(limited), "teacher_tokens": tokens,
+            "optimizer_steps": steps, "wall_s": wall, "modules": {}}
+
+
+def test_summary_mean_spread_and_teacher_limited_listing():
+    rows = [_fake_row("ioa", 0, 0.4, 0.6, tokens=1000), _fake_row("ioa", 1, 0.6, 0.9, tokens=1200),
+            _fake_row("ioa", 2, 0.5, 0.75, limited=(), tokens=1100),
+            _fake_row("oneshot", 0, 0.2, None), _fake_row("oneshot", 1, 0.3, 0.5), _fake_row("oneshot", 2, 0.1, 0.2)]
+    summary = bench_mod.summarize(rows, ["ioa", "oneshot"], [0, 1, 2])
+    r = summary["ioa"]["retention"]
+    assert r["mean"] == pytest.approx(0.625) and r["spread"] == pytest.approx(0.25) and r["n"] == 3
+    assert summary["ioa"]["teacher_tokens"]["mean"] == pytest.approx(1100)
+    assert summary["ioa"]["teacher_tokens"]["spread"] == 200
+    # a seed whose every module is teacher-limited has no teachable retention: left out and counted, never a 0
+    t = summary["oneshot"]["teachable_retention"]
+    assert t["n"] == 2 and t["mean"] == pytest.approx(0.35)
+    assert summary["ioa"]["teacher_limited"] == {"economy": [0, 1]}
+    table = bench_mod.format_table({"arms": ["ioa", "oneshot"], "summary": summary, "seeds": [0, 1, 2], "rows": rows,
+                                    "pack": "p", "teacher_spec": "t", "student_source": "s", "checks": []})
+    ioa_line = next(line for line in table.splitlines() if line.startswith(f"{'ioa':<15}"))
+    assert "0.500 [0.200]" in ioa_line and "0.625 [0.250]" in ioa_line and "0.750 [0.300]" in ioa_line
+    assert "1100 [200]" in ioa_line
+    assert "economy: seeds 0 1 in ioa; seeds 0 1 2 in oneshot" in table
+    oneshot_line = next(line for line in table.splitlines() if line.startswith(f"{'oneshot':<15}"))
+    assert "0.350 [0.300]*" in oneshot_line and "*: over fewer seeds" in table
+    svg = bench_mod.render_svg({"arms": ["ioa", "oneshot"], "summary": summary, "seeds": [0, 1, 2], "rows": rows})
+    ET.fromstring(svg)
