@@ -127,7 +127,7 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
                            reference=src.reference or "", level_hint=hint)
             for j in range(per_source):
                 q_reqs.append(TeacherRequest(messages=sys_msg + [{"role": "user", "content": p.text}],
-                                             temperature=cfg.teacher.temperature, max_tokens=40,
+                                             temperature=cfg.teacher.temperature, max_tokens=cfg.teacher.question_max_tokens,
                                              sample_index=round_no * 1000 + j, role="adapter",
                                              tag={"module": k, "item": src.id, "template": p.template, "step": "question",
                                                   "stage": stage.index, "round": stage.rounds}))

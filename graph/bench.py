@@ -113,20 +113,13 @@ def _state_of(run_dir: Path) -> str:
 
 
 def _resume(run_dir: Path, cfg: RunConfig, progress) -> None:
-    """Continue an unfinished graph run from its last checkpoint, with cfg's operational fields."""
+    """Continue an unfinished graph run from its last checkpoint (runner.resume), with cfg's operational fields."""
     from graph import runner
 
     saved = load_config(run_dir / "config.yaml")
     now, before = _flat(cfg.model_dump(mode="json")), _flat(saved.model_dump(mode="json"))
     overrides = {k: now.get(k) for k in OPERATIONAL if k not in ("run_id", "runs_dir") and now.get(k) != before.get(k)}
-    rcfg = load_config(run_dir / "config.yaml", overrides) if overrides else saved
-    if overrides:
-        runner.save_config(rcfg, run_dir)
-    svc = runner.make_services(rcfg, run_dir, progress, None, runner.load_task(rcfg))
-    try:
-        runner.execute(svc, rcfg.run_id, fresh=False)
-    finally:
-        svc.trace.close()
+    runner.resume(str(run_dir), overrides=overrides or None, progress=progress)
 
 
 def ensure_graph_run(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
@@ -183,7 +176,8 @@ def _row(seed: int, arm: str, run_dir: Path, report: dict, action: str, *, befor
         "teacher_limited": list(report.get("teacher_limited") or []),
         "teacher_tokens": 0 if before else int(report.get("teacher_tokens") or 0),
         "optimizer_steps": 0 if before else int(report.get("optimizer_steps") or 0),
-        "wall_s": 0.0 if before else trace_seconds(run_dir),
+        "wall_s": 0.0 if before else float(report["wall_s"]) if report.get("wall_s") is not None
+        else trace_seconds(run_dir),
         "modules": {r["module"]: {"teacher": r["teacher"], "score": r[side], "retention": r[f"retention_{side}"],
                                   "teacher_limited": r["teacher_limited"]} for r in report.get("modules", [])},
     }

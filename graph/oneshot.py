@@ -37,7 +37,6 @@ from agents.tracing import TraceWriter
 from ioa_state import ConfigError, Item, LearnerState, RunConfig
 
 ROLE = "adapter"  # the same usage bucket as the Adapter's item writing: the same action, without the pedagogy
-QUESTION_TOKENS = 40  # as the Adapter asks for a rewritten question
 MAX_BATCH_PAIRS = 512  # refresh the cost prediction at least this often
 SEED_STRIDE = 1_000_000  # the run's seed enters every rewrite's sample index: other seeds, other samples
 
@@ -96,7 +95,7 @@ def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lam
         p = render("synthesize", module=src.category or getattr(svc.pack, "name", None) or "the topic",
                    seed=svc.pack.format_prompt(src), level_hint="")
         req = TeacherRequest(messages=sys_msg + [{"role": "user", "content": p.text}],
-                             temperature=cfg.teacher.temperature, max_tokens=QUESTION_TOKENS,
+                             temperature=cfg.teacher.temperature, max_tokens=cfg.teacher.question_max_tokens,
                              sample_index=cfg.seed * SEED_STRIDE + r,
                              role=ROLE, tag={"item": src.id, "template": p.template, "step": "question",
                                              "baseline": "oneshot", "round": r})
@@ -134,8 +133,9 @@ def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lam
         if pair_max:
             return pair_max
         _, req, _ = question_request(n)  # nothing observed yet: an upper bound from the prompt and max_tokens
-        return _est_tokens(req.messages, QUESTION_TOKENS) + _est_tokens(
-            sys_msg + [{"role": "user", "content": "x" * 3 * QUESTION_TOKENS}], answer_tokens)
+        q_tokens = cfg.teacher.question_max_tokens  # as the Adapter asks for a rewritten question
+        return _est_tokens(req.messages, q_tokens) + _est_tokens(
+            sys_msg + [{"role": "user", "content": "x" * 3 * q_tokens}], answer_tokens)
 
     while True:
         remaining = budget - spent
@@ -314,7 +314,7 @@ def run_oneshot(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: 
         trace.emit("train", node="train", items=len(examples), steps=trained_steps,
                    loss_first=stats.losses[0] if stats and stats.losses else None,
                    loss_last=stats.losses[-1] if stats and stats.losses else None)
-        with _Phase(trace, "report"):
+        with _Phase(trace, "report") as phase:
             ids = module_test_ids(ioa_state)
             test_items = [items[i] for k in ids for i in ids[k]]
             s = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
@@ -327,6 +327,7 @@ def run_oneshot(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: 
                 "dropped": len(syn["dropped"]), "drop_reasons": dict(reasons), "caveats": caveats,
                 "loss_first": stats.losses[0] if stats and stats.losses else None,
                 "loss_last": stats.losses[-1] if stats and stats.losses else None})
+            data["wall_s"] = round(trace.node_seconds() + time.perf_counter() - phase.t0, 1)
             write_json(run_dir, "report.json", data, kind="report")
         trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
         return run_dir, data

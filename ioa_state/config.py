@@ -77,6 +77,7 @@ class TeacherConfig(_Strict):
     context_file: str | None = Field(None, description="file whose text is the teacher's context; pack context if unset")
     temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature for synthesis")
     max_tokens: int = Field(96, ge=8, description="longest teacher reply, in tokens")
+    question_max_tokens: int = Field(40, ge=8, description="longest new question the teacher writes (raise for long problems)")
     concurrency: int = Field(16, ge=1, description="teacher requests in flight at once (batch size for in-process models)")
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0)

@@ -1,0 +1,42 @@
+"""A teacher token budget stops a run cleanly at a checkpoint (exit 3, one line); `ioa resume RUN --budget N` raises
+the cap and the run continues to its end without paying a cached call twice. Scripted teacher over real HTTP."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from openai_server import OpenAIServer
+from trace_helpers import ioa, small_config, zorbia_replier
+
+
+def _paid_calls(run_dir: Path) -> list[str]:
+    events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines() if line.strip()]
+    return [json.dumps([e["messages"], e.get("sample_index")], sort_keys=True)
+            for e in events if e["event"] == "teacher_call" and not e["cached"]]
+
+
+def test_budget_stops_cleanly_and_resume_with_a_raised_budget_finishes(tmp_path):
+    runs = tmp_path / "runs"
+    with OpenAIServer(zorbia_replier(), models=["scripted"]) as srv:
+        cfg = small_config(runs, "budget", srv.base_url, **{"teacher.token_budget": 6000,
+                                                            "thresholds.max_remedial_rounds": 1})
+        path = tmp_path / "budget.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        rc, out, err = ioa("run", str(path))
+        assert rc == 3, err
+        lines = [ln for ln in err.splitlines() if ln.startswith("ioa:")]
+        assert len(lines) == 1 and "budget" in lines[0] and "--budget" in lines[0]
+        rc, out, err = ioa("status", "budget", "--runs-dir", str(runs))
+        assert rc == 0 and "teacher tokens" in out
+
+        rc, out, err = ioa("resume", "budget", "--runs-dir", str(runs), "--budget", "10000000")
+        assert rc == 0, err
+        assert "test-split retention" in out
+    run_dir = runs / "budget"
+    cfg_saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg_saved["teacher"]["token_budget"] == 10000000
+    paid = _paid_calls(run_dir)
+    assert len(paid) == len(set(paid)), "a teacher call was paid twice across the stop and the resume"
+    assert (run_dir / "report.json").is_file()
