@@ -20,6 +20,8 @@ from prompts import render, template
 from tasks.checkers import final_answer, normalize, rouge_l
 
 DUPLICATE_ROUGE = 0.7  # the algorithm page's dedup threshold
+TOP_UP_PASSES = 2  # extra synthesis passes for a module that kept fewer than min_items items
+PASS_STRIDE = 300  # sample indices per pass (round * 1000 + pass * 300 + j): every pass draws fresh samples
 
 
 class ItemShortage(RuntimeError):
@@ -110,63 +112,7 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
     obs = state.last_observation()
     svc.progress(f"synthesize {tag}: {state.mode} items for {', '.join(modules)}")
 
-    # 1. questions
-    q_reqs, q_meta = [], []
-    for k in modules:
-        level = state.level.get(k, 1)
-        hint = template(f"level_{level}") + (" " + template("simplify") if simplify else "")
-        sources = _sources(state, svc, k)
-        # as many candidates per module as a first round has, however few wrong answers there are to write from
-        per_source = max(th.samples_per_seed,
-                         math.ceil(th.samples_per_seed * max(1, len(state.modules[k].seed_ids)) / max(1, len(sources))))
-        for src, wrong in sources:
-            if wrong is None:
-                p = render("synthesize", module=state.modules[k].name, seed=svc.pack.format_prompt(src), level_hint=hint)
-            else:
-                p = render("remediate", question=svc.pack.format_prompt(src), wrong=first_sentence(wrong),
-                           reference=src.reference or "", level_hint=hint)
-            for j in range(per_source):
-                q_reqs.append(TeacherRequest(messages=sys_msg + [{"role": "user", "content": p.text}],
-                                             temperature=cfg.teacher.temperature, max_tokens=cfg.teacher.question_max_tokens,
-                                             sample_index=round_no * 1000 + j, role="adapter",
-                                             tag={"module": k, "item": src.id, "template": p.template, "step": "question",
-                                                  "stage": stage.index, "round": stage.rounds}))
-                q_meta.append((k, src, wrong, p.template, level))
-    q_replies = svc.teacher.ask(q_reqs)
-
-    kept: list[dict] = []
-    dropped: list[dict] = []
-    candidates = []
-    for (k, src, wrong, tmpl, level), rep in zip(q_meta, q_replies):
-        q = parse_question(rep.text)
-        base = {"module": k, "source": src.id, "from_wrong_answer": wrong is not None, "level": level, "mode": state.mode}
-        if q is None:
-            dropped.append({**base, "question": rep.text, "reason": "unparseable question" if rep.error is None else f"teacher error: {rep.error}"})
-        else:
-            candidates.append((k, src, wrong, tmpl, level, q))
-
-    # 2. answers, shaped by the adaptations
-    vote = lambda src: svc.pack_synthesis() != "paraphrase" or src.reference is None  # noqa: E731
-    a_reqs, a_index = [], []
-    for ci, (k, src, wrong, tmpl, level, q) in enumerate(candidates):
-        ratio = obs.scores.get(k, 0.0) / max(state.modules[k].teacher_score or 0.0, th.eps) if obs else 0.0
-        adapt, _ = adaptation_text(svc, simplify, ratio)
-        solve = render("solve", context=context or "", adaptations=adapt)
-        n = th.vote_samples if vote(src) and cfg.ablation != "no_adapter" else 1
-        for s in range(n):
-            a_reqs.append(TeacherRequest(messages=[{"role": "system", "content": solve.text}, {"role": "user", "content": q}],
-                                         temperature=0.0 if n == 1 else cfg.teacher.temperature,
-                                         max_tokens=min(cfg.teacher.max_tokens, cfg.student.max_length // 2),
-                                         sample_index=s, role="adapter",
-                                         tag={"module": k, "item": src.id, "template": "solve", "step": "answer",
-                                              "stage": stage.index, "round": stage.rounds}))
-            a_index.append(ci)
-    a_replies = svc.teacher.ask(a_reqs)
-    answers: dict[int, list[str]] = {}
-    for ci, rep in zip(a_index, a_replies):
-        answers.setdefault(ci, []).append(rep.text or "")
-
-    # 3. verify and deduplicate
+    # passes: a module short of min_items after a pass gets another, with fresh samples (bounded by TOP_UP_PASSES)
     _, names = adaptation_text(svc, simplify, 1.0)
     pool = {k: [svc.items[i] for i in state.modules[k].gate_ids] for k in modules}
     earlier = {k: [] for k in modules}
@@ -174,49 +120,117 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
         for r in read_jsonl(svc.run_dir, ref):
             if r["module"] in earlier:
                 earlier[r["module"]].append((r["prompt"], r["answer"]))
-    for ci, (k, src, wrong, tmpl, level, q) in enumerate(candidates):
-        samples = answers.get(ci, [""])
-        base = {"module": k, "source": src.id, "from_wrong_answer": wrong is not None, "level": level,
-                "mode": state.mode, "question": q}
-        if cfg.ablation == "no_adapter":  # baseline: the teacher's item as first written, unverified, not deduplicated
-            kept.append({"id": f"{tag}-{k}-{len(kept)}", "module": k, "prompt": q, "answer": samples[0],
-                         "reference": src.reference, "level": level, "mode": state.mode, "source": src.id,
-                         "from_wrong_answer": wrong is not None, "question_template": tmpl, "adaptations": [],
-                         "template_filled": False, "verification": {"method": "none"}, "stage": stage.index,
-                         "round": stage.rounds, "cycle": state.cycle})
-            continue
-        if vote(src):
-            finals = Counter(normalize(final_answer(a)) for a in samples if a.strip())
-            top, agree = finals.most_common(1)[0] if finals else ("", 0)
-            if agree < th.vote_agree or not top:
-                dropped.append({**base, "answer": samples[0], "reason": f"vote: {agree} of {len(samples)} samples agree < vote_agree {th.vote_agree}"})
+    kept: list[dict] = []
+    dropped: list[dict] = []
+    todo = list(modules)
+    for attempt in range(1 + TOP_UP_PASSES):
+        # 1. questions
+        q_reqs, q_meta = [], []
+        for k in todo:
+            level = state.level.get(k, 1)
+            hint = template(f"level_{level}") + (" " + template("simplify") if simplify else "")
+            sources = _sources(state, svc, k)
+            if attempt:  # a top-up pass also writes from the module's seeds
+                sources += [(svc.items[i], None) for i in state.modules[k].seed_ids if all(s.id != i for s, _ in sources)]
+            # as many candidates per module as a first round has, however few wrong answers there are to write from
+            per_source = min(PASS_STRIDE, max(th.samples_per_seed, math.ceil(
+                th.samples_per_seed * max(1, len(state.modules[k].seed_ids)) / max(1, len(sources)))))
+            for src, wrong in sources:
+                if wrong is None:
+                    p = render("synthesize", module=state.modules[k].name, seed=svc.pack.format_prompt(src), level_hint=hint)
+                else:
+                    p = render("remediate", question=svc.pack.format_prompt(src), wrong=first_sentence(wrong),
+                               reference=src.reference or "", level_hint=hint)
+                for j in range(per_source):
+                    q_reqs.append(TeacherRequest(messages=sys_msg + [{"role": "user", "content": p.text}],
+                                                 temperature=cfg.teacher.temperature, max_tokens=cfg.teacher.question_max_tokens,
+                                                 sample_index=round_no * 1000 + attempt * PASS_STRIDE + j, role="adapter",
+                                                 tag={"module": k, "item": src.id, "template": p.template, "step": "question",
+                                                      "stage": stage.index, "round": stage.rounds}))
+                    q_meta.append((k, src, wrong, p.template, level))
+        q_replies = svc.teacher.ask(q_reqs)
+
+        candidates = []
+        for (k, src, wrong, tmpl, level), rep in zip(q_meta, q_replies):
+            q = parse_question(rep.text)
+            base = {"module": k, "source": src.id, "from_wrong_answer": wrong is not None, "level": level,
+                    "mode": state.mode, "pass": attempt}
+            if q is None:
+                dropped.append({**base, "question": rep.text, "reason": "unparseable question" if rep.error is None else f"teacher error: {rep.error}"})
+            else:
+                candidates.append((k, src, wrong, tmpl, level, q))
+
+        # 2. answers, shaped by the adaptations
+        vote = lambda src: svc.pack_synthesis() != "paraphrase" or src.reference is None  # noqa: E731
+        a_reqs, a_index = [], []
+        for ci, (k, src, wrong, tmpl, level, q) in enumerate(candidates):
+            ratio = obs.scores.get(k, 0.0) / max(state.modules[k].teacher_score or 0.0, th.eps) if obs else 0.0
+            adapt, _ = adaptation_text(svc, simplify, ratio)
+            solve = render("solve", context=context or "", adaptations=adapt)
+            n = th.vote_samples if vote(src) and cfg.ablation != "no_adapter" else 1
+            for s in range(n):
+                a_reqs.append(TeacherRequest(messages=[{"role": "system", "content": solve.text}, {"role": "user", "content": q}],
+                                             temperature=0.0 if n == 1 else cfg.teacher.temperature,
+                                             max_tokens=min(cfg.teacher.max_tokens, cfg.student.max_length // 2),
+                                             sample_index=s, role="adapter",
+                                             tag={"module": k, "item": src.id, "template": "solve", "step": "answer",
+                                                  "stage": stage.index, "round": stage.rounds}))
+                a_index.append(ci)
+        a_replies = svc.teacher.ask(a_reqs)
+        answers: dict[int, list[str]] = {}
+        for ci, rep in zip(a_index, a_replies):
+            answers.setdefault(ci, []).append(rep.text or "")
+
+        # 3. verify and deduplicate
+        for ci, (k, src, wrong, tmpl, level, q) in enumerate(candidates):
+            samples = answers.get(ci, [""])
+            base = {"module": k, "source": src.id, "from_wrong_answer": wrong is not None, "level": level,
+                    "mode": state.mode, "question": q, "pass": attempt}
+            if cfg.ablation == "no_adapter":  # baseline: the teacher's item as first written, unverified, not deduplicated
+                kept.append({"id": f"{tag}-{k}-{len(kept)}", "module": k, "prompt": q, "answer": samples[0],
+                             "reference": src.reference, "level": level, "mode": state.mode, "source": src.id,
+                             "from_wrong_answer": wrong is not None, "question_template": tmpl, "adaptations": [],
+                             "template_filled": False, "verification": {"method": "none"}, "stage": stage.index,
+                             "round": stage.rounds, "cycle": state.cycle})
                 continue
-            answer = next(a for a in samples if normalize(final_answer(a)) == top)
-            reference, verification = final_answer(answer), {"method": "vote", "agree": agree, "samples": len(samples)}
-        else:
-            answer = samples[0]
-            score = svc.pack.check(src, answer)
-            need = 0.5 if svc.pack.checker == "rouge" else 0.999
-            if score < need:
-                dropped.append({**base, "answer": answer, "reason": f"verification failed: checker score {score:.2f} against the source's reference {src.reference!r}"})
+            if vote(src):
+                finals = Counter(normalize(final_answer(a)) for a in samples if a.strip())
+                top, agree = finals.most_common(1)[0] if finals else ("", 0)
+                if agree < th.vote_agree or not top:
+                    dropped.append({**base, "answer": samples[0], "reason": f"vote: {agree} of {len(samples)} samples agree < vote_agree {th.vote_agree}"})
+                    continue
+                answer = next(a for a in samples if normalize(final_answer(a)) == top)
+                reference, verification = final_answer(answer), {"method": "vote", "agree": agree, "samples": len(samples)}
+            else:
+                answer = samples[0]
+                score = svc.pack.check(src, answer)
+                need = 0.5 if svc.pack.checker == "rouge" else 0.999
+                if score < need:
+                    dropped.append({**base, "answer": answer, "reason": f"verification failed: checker score {score:.2f} against the source's reference {src.reference!r}"})
+                    continue
+                reference, verification = src.reference, {"method": "checker", "score": score}
+            dup_of, dup_kind = duplicate_of(q, answer, reference, pool[k], earlier[k] + [(r["prompt"], r["answer"]) for r in kept if r["module"] == k])
+            if dup_of is not None:
+                dropped.append({**base, "answer": answer, "reason": f"duplicate of a {dup_kind} (ROUGE-L > {DUPLICATE_ROUGE}): {dup_of!r}"})
                 continue
-            reference, verification = src.reference, {"method": "checker", "score": score}
-        dup_of, dup_kind = duplicate_of(q, answer, reference, pool[k], earlier[k] + [(r["prompt"], r["answer"]) for r in kept if r["module"] == k])
-        if dup_of is not None:
-            dropped.append({**base, "answer": answer, "reason": f"duplicate of a {dup_kind} (ROUGE-L > {DUPLICATE_ROUGE}): {dup_of!r}"})
-            continue
-        if cfg.adaptations.template:
-            answer, filled = with_template(answer, reference)
-        else:
-            filled = False
-        if cfg.max_items_per_module and sum(r["module"] == k for r in kept) >= cfg.max_items_per_module:
-            dropped.append({**base, "answer": answer, "reason": f"over max_items_per_module {cfg.max_items_per_module}"})
-            continue
-        kept.append({"id": f"{tag}-{k}-{len(kept)}", "module": k, "prompt": q, "answer": answer, "reference": reference,
-                     "level": level, "mode": state.mode, "source": src.id, "from_wrong_answer": wrong is not None,
-                     "question_template": tmpl, "adaptations": names + (["simplify"] if simplify else []),
-                     "template_filled": filled, "verification": verification, "stage": stage.index, "round": stage.rounds,
-                     "cycle": state.cycle})
+            if cfg.adaptations.template:
+                answer, filled = with_template(answer, reference)
+            else:
+                filled = False
+            if cfg.max_items_per_module and sum(r["module"] == k for r in kept) >= cfg.max_items_per_module:
+                dropped.append({**base, "answer": answer, "reason": f"over max_items_per_module {cfg.max_items_per_module}"})
+                continue
+            kept.append({"id": f"{tag}-{k}-{len(kept)}", "module": k, "prompt": q, "answer": answer, "reference": reference,
+                         "level": level, "mode": state.mode, "source": src.id, "from_wrong_answer": wrong is not None,
+                         "question_template": tmpl, "adaptations": names + (["simplify"] if simplify else []),
+                         "template_filled": filled, "verification": verification, "stage": stage.index, "round": stage.rounds,
+                         "cycle": state.cycle})
+
+        counts = Counter(r["module"] for r in kept)
+        todo = [k for k in modules if counts[k] < cfg.min_items]
+        if not todo or attempt == TOP_UP_PASSES:
+            break
+        svc.progress(f"synthesize {tag}: {', '.join(todo)} short of min_items {cfg.min_items}: top-up pass {attempt + 1}")
 
     counts = Counter(r["module"] for r in kept)
     drop_ref = write_jsonl(svc.run_dir, f"items/{tag}-dropped.jsonl", dropped, kind="items", stage=stage.index, round=stage.rounds)
