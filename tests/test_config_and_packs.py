@@ -20,9 +20,14 @@ def _keys(d, prefix=""):
 
 def test_default_example_documents_every_field_with_the_embedded_values():
     doc = yaml.safe_load((ROOT / "examples/default.yaml").read_text())
-    defaults = RunConfig().model_dump(mode="json")
+    defaults = load_config(None).model_dump(mode="json")
     assert _keys(doc) == _keys(defaults)
-    assert load_config(ROOT / "examples/default.yaml") == RunConfig()
+    assert load_config(ROOT / "examples/default.yaml") == load_config(None)
+    # the embedded default keeps the paper's thresholds but one, named in EMBEDDED_DEFAULT
+    from ioa_state.config import EMBEDDED_DEFAULT
+    paper, embedded = RunConfig().thresholds.model_dump(), load_config(None).thresholds.model_dump()
+    assert {k for k in paper if paper[k] != embedded[k]} == set(EMBEDDED_DEFAULT["thresholds"])
+    assert load_config(None).teacher.max_reasks == EMBEDDED_DEFAULT["teacher"]["max_reasks"]
 
 
 def test_every_example_config_loads():
