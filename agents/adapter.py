@@ -146,7 +146,7 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
                                                  temperature=cfg.teacher.temperature, max_tokens=cfg.teacher.question_max_tokens,
                                                  sample_index=round_no * 1000 + attempt * PASS_STRIDE + j, role="adapter",
                                                  tag={"module": k, "item": src.id, "template": p.template, "step": "question",
-                                                      "stage": stage.index, "round": stage.rounds}))
+                                                      "stage": stage.index, "round": stage.rounds, "cycle": state.cycle}))
                     q_meta.append((k, src, wrong, p.template, level))
         q_replies = svc.teacher.ask(q_reqs)
 
@@ -174,7 +174,7 @@ def synthesize(state: LearnerState, svc: Services) -> dict:
                                              max_tokens=min(cfg.teacher.max_tokens, cfg.student.max_length // 2),
                                              sample_index=s, role="adapter",
                                              tag={"module": k, "item": src.id, "template": "solve", "step": "answer",
-                                                  "stage": stage.index, "round": stage.rounds}))
+                                                  "stage": stage.index, "round": stage.rounds, "cycle": state.cycle}))
                 a_index.append(ci)
         a_replies = svc.teacher.ask(a_reqs)
         answers: dict[int, list[str]] = {}

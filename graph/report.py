@@ -52,6 +52,25 @@ def build_report(state: LearnerState, after: dict[str, float], eps: float) -> di
     }
 
 
+def tokens_by_stage(trace_path) -> dict[str, int]:
+    """Teacher tokens paid (cache hits excluded) per curriculum stage, from the trace; diagnosis calls apart."""
+    import json
+
+    out: dict[str, int] = {}
+    with open(trace_path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if e.get("event") != "teacher_call" or e.get("cached"):
+                continue
+            key = (f"cycle {e['cycle']} stage {e['stage']}" if e.get("stage") is not None and e.get("cycle") is not None
+                   else "diagnosis")
+            out[key] = out.get(key, 0) + int(e.get("tokens_in") or 0) + int(e.get("tokens_out") or 0)
+    return out
+
+
 def report(state: LearnerState, svc: Services) -> dict:
     """The report node: test split after training, retention, report.json."""
     svc.progress("report: scoring the test split")
@@ -61,6 +80,8 @@ def report(state: LearnerState, svc: Services) -> dict:
     after, _ = scoring.module_scores({k: m.test_ids for k, m in state.modules.items()}, s)
     after["overall"] = scoring.mean(list(s.values()))
     data = build_report(state.model_copy(update={"usage": svc.usage()}), after, svc.cfg.thresholds.eps)
+    data["usage_by_backend"] = {spec: u.model_dump() for spec, u in svc.teacher.usage_by_backend.items()}
+    data["tokens_by_stage"] = tokens_by_stage(svc.trace.path)
     data["report_seconds"] = round(time.perf_counter() - t0, 3)
     data["wall_s"] = round(svc.trace.node_seconds() + data["report_seconds"], 1)
     ref = write_json(svc.run_dir, "report.json", data, kind="report")

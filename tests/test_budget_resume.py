@@ -40,3 +40,22 @@ def test_budget_stops_cleanly_and_resume_with_a_raised_budget_finishes(tmp_path)
     paid = _paid_calls(run_dir)
     assert len(paid) == len(set(paid)), "a teacher call was paid twice across the stop and the resume"
     assert (run_dir / "report.json").is_file()
+
+
+def test_the_same_run_twice_with_a_shared_cache_makes_zero_calls_the_second_time(tmp_path):
+    runs = tmp_path / "runs"
+    shared = tmp_path / "shared-teacher-cache.sqlite"
+    with OpenAIServer(zorbia_replier(), models=["scripted"]) as srv:
+        reports = []
+        for run_id in ("first", "second"):
+            cfg = small_config(runs, run_id, srv.base_url, **{"teacher.shared_cache": str(shared),
+                                                             "thresholds.max_remedial_rounds": 1})
+            path = tmp_path / f"{run_id}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            srv.reset_counts()
+            rc, out, err = ioa("run", str(path))
+            assert rc == 0, err
+            reports.append((srv.requests, json.loads((runs / run_id / "report.json").read_text())))
+    (first_calls, first), (second_calls, second) = reports
+    assert first_calls > 0 and second_calls == 0
+    assert [d["kind"] for d in first["decisions"]] == [d["kind"] for d in second["decisions"]]
