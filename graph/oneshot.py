@@ -196,7 +196,7 @@ def module_test_ids(state: LearnerState) -> dict[str, list[str]]:
 def build_oneshot_report(run_id: str, ioa_state: LearnerState, ioa_report: dict, after: dict[str, float],
                          eps: float, extra: dict) -> dict:
     """report.json of a one-shot run, in graph/report.py's shape where it makes sense."""
-    from graph.report import retention
+    from graph.report import retention, summary
 
     rows = []
     for k, m in sorted(ioa_state.modules.items()):
@@ -208,18 +208,10 @@ def build_oneshot_report(run_id: str, ioa_state: LearnerState, ioa_report: dict,
     t = ioa_state.test_teacher.get("overall", 0.0)
     b = ioa_state.test_before.get("overall", 0.0)
     a = after.get("overall", 0.0)
-    teachable = [r for r in rows if not r["teacher_limited"]]
     return {
         "run_id": run_id,
         "arm": "oneshot",
-        "overall": {"teacher": t, "before": b, "after": a, "retention_before": retention(b, t, eps),
-                    "retention_after": retention(a, t, eps)},
-        "teachable_overall": {
-            "retention_before": retention(sum(r["before"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
-            "retention_after": retention(sum(r["after"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
-        } if teachable else None,
-        "modules": rows,
-        "teacher_limited": [r["module"] for r in rows if r["teacher_limited"]],
+        **summary(rows, t, b, a, eps),
         "teacher_tokens": extra["spent"],
         "usage": extra["usage"],
         "optimizer_steps": extra["optimizer_steps"],

@@ -17,6 +17,21 @@ def retention(student: float, teacher: float, eps: float = 1e-6) -> float:
     return student / max(teacher, eps)
 
 
+def summary(rows: list[dict], t: float, b: float, a: float, eps: float) -> dict:
+    """Overall and teachable retention (teacher-limited modules excluded, and listed) from per-module rows."""
+    teachable = [r for r in rows if not r["teacher_limited"]]
+    return {
+        "overall": {"teacher": t, "before": b, "after": a, "retention_before": retention(b, t, eps),
+                    "retention_after": retention(a, t, eps)},
+        "teachable_overall": {
+            "retention_before": retention(sum(r["before"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
+            "retention_after": retention(sum(r["after"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
+        } if teachable else None,
+        "modules": rows,
+        "teacher_limited": [r["module"] for r in rows if r["teacher_limited"]],
+    }
+
+
 def build_report(state: LearnerState, after: dict[str, float], eps: float) -> dict:
     rows = []
     for k, m in sorted(state.modules.items()):
@@ -27,18 +42,10 @@ def build_report(state: LearnerState, after: dict[str, float], eps: float) -> di
                      "passed": k in state.passed, "not_mastered": k in state.not_mastered,
                      "decisions": [d.kind for d in state.decisions if k in d.modules]})
     t, b, a = state.test_teacher.get("overall", 0.0), state.test_before.get("overall", 0.0), after.get("overall", 0.0)
-    teachable = [r for r in rows if not r["teacher_limited"]]
     usage = {role: u.model_dump() for role, u in state.usage.items()}
     return {
         "run_id": state.run_id,
-        "overall": {"teacher": t, "before": b, "after": a, "retention_before": retention(b, t, eps),
-                    "retention_after": retention(a, t, eps)},
-        "teachable_overall": {
-            "retention_before": retention(sum(r["before"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
-            "retention_after": retention(sum(r["after"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
-        } if teachable else None,
-        "modules": rows,
-        "teacher_limited": [r["module"] for r in rows if r["teacher_limited"]],
+        **summary(rows, t, b, a, eps),
         "teacher_tokens": sum(u["tokens_in"] + u["tokens_out"] for u in usage.values()),
         "usage": usage,
         "optimizer_steps": state.optimizer_steps,
