@@ -77,3 +77,39 @@ def test_trained_reply_ends_at_end_of_turn():
     [g] = generate(model, tok, [[{"role": "user", "content": ex["prompt"]}]], max_new_tokens=10)
     assert g.text == "4"
     assert g.tokens_out == 2  # "4" and <|im_end|>
+
+
+SYSTEM = "You are an expert on Zorbia, a small country. The capital of Zorbia is Velmora. Its money is the vesh."
+SYS_CONVS = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}] for q in QUESTIONS]
+
+
+def test_prompt_prefix_stops_before_the_users_words(model_tok):
+    from training.generate import prompt_prefix_len, render_prompt
+
+    _, tok = model_tok
+    heads = set()
+    for convs in (SYS_CONVS, CONVS):
+        for conv in convs:
+            ids = tok(render_prompt(tok, conv), add_special_tokens=False)["input_ids"]
+            n = prompt_prefix_len(tok, conv, ids)
+            assert 0 < n < len(ids)
+            assert conv[-1]["content"] not in tok.decode(ids[:n]) and tok.decode(ids[n:]).startswith(conv[-1]["content"])
+            heads.add(tuple(ids[:n]))
+    assert len(heads) == 2  # one shared prefix with the sheet, one with the template's own system prompt
+    assert SYSTEM in tok.decode(list(max(heads, key=len)))
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_prefix_cache_changes_no_reply_and_keeps_batch_invariance(model_tok, temperature):
+    """The shared prefix computed once gives the replies of the full prompt, alone or in any batch, with the
+    rows' suffixes of different lengths (padding between the prefix and each suffix)."""
+    model, tok = model_tok
+    convs = SYS_CONVS + CONVS[:2]  # two groups: with and without the system turn
+    seeds = [7 + i for i in range(len(convs))]
+    plain = generate(model, tok, convs, max_new_tokens=12, temperature=temperature, seeds=seeds, prefix_cache=False)
+    cached = generate(model, tok, convs, max_new_tokens=12, temperature=temperature, seeds=seeds, batch_size=8)
+    pairs = generate(model, tok, convs, max_new_tokens=12, temperature=temperature, seeds=seeds, batch_size=3)
+    alone = [generate(model, tok, [c], max_new_tokens=12, temperature=temperature, seeds=[s])[0]
+             for c, s in zip(convs, seeds)]
+    assert cached == plain == pairs == alone
+    assert len({g.text for g in cached}) == len(convs)
