@@ -51,7 +51,7 @@ class Student:
         self._ready()
         convs = [[{"role": "user", "content": p}] for p in prompts]
         return [g.text for g in generate(self.model, self.tokenizer, convs, max_new_tokens=self.cfg.max_new_tokens,
-                                         batch_size=16)]
+                                         batch_size=self.cfg.exam_batch_size)]
 
     def train(self, examples: list[dict], seed: int, progress=None):
         self._ready()
