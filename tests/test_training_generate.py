@@ -90,8 +90,9 @@ def test_prompt_prefix_stops_before_the_users_words(model_tok):
     heads = set()
     for convs in (SYS_CONVS, CONVS):
         for conv in convs:
-            ids = tok(render_prompt(tok, conv), add_special_tokens=False)["input_ids"]
-            n = prompt_prefix_len(tok, conv, ids)
+            text = render_prompt(tok, conv)
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            n = prompt_prefix_len(tok, conv, text, ids)
             assert 0 < n < len(ids)
             assert conv[-1]["content"] not in tok.decode(ids[:n]) and tok.decode(ids[n:]).startswith(conv[-1]["content"])
             heads.add(tuple(ids[:n]))

@@ -9,11 +9,11 @@ which rows share its batch, so a resumed run reproduces the same samples.
 
 **Prompt-prefix cache.** Conversations that open with the same system message (a teacher's knowledge sheet, a chat
 template's default system prompt) share the tokens up to their first user message's content: they are grouped, the
-key/value cache of that prefix is computed once per group, copied to every row of a batch, and only the rest of each prompt is run through the
-model (the rows' remaining tokens left-padded after the shared prefix; positions follow the attention mask). On a
-CPU, where prefill of a long context dominates, this halves the teacher's generation time with the Zorbia sheet
-(benchmarks/bench_generation.py). The split depends on a row's own conversation only, so a row's reply still does
-not depend on its batch; `prefix_cache=False` turns it off.
+key/value cache of that prefix is computed once per group and copied to every row of a batch, and only the rest of
+each prompt is run through the model (the rows' remaining tokens left-padded after the shared prefix; positions
+follow the attention mask). On a CPU, where prefill of a long context dominates, this makes the teacher's generation
+with the Zorbia sheet 1.7-1.8x faster (benchmarks/bench_generation.py). The split depends on a row's own
+conversation only, so a row's reply still does not depend on its batch; `prefix_cache=False` turns it off.
 """
 from __future__ import annotations
 
@@ -103,15 +103,15 @@ def _cut_at_stop(tokenizer, tokens: list[int], stops: list[str]) -> tuple[str, i
 MIN_PREFIX_TOKENS = 8  # a shorter shared prefix is not worth a separate forward pass
 
 
-def prompt_prefix_len(tokenizer, conversation: list[dict], ids: list[int]) -> int:
-    """Tokens of `ids` (the rendered `conversation`) before the first non-system message's content: the system turn
-    (the conversation's own or the one its chat template adds) and the opening of the user turn, the same for every
-    conversation that shares that system message. 0 when those tokens are not a prefix of `ids` (a template that
-    rewrites the text, a token merged across the boundary) or are too few to be worth a forward pass."""
+def prompt_prefix_len(tokenizer, conversation: list[dict], text: str, ids: list[int]) -> int:
+    """Tokens of `ids` (`text`, the rendered `conversation`, tokenized) before the first non-system message's
+    content: the system turn (the conversation's own or the one its chat template adds) and the opening of the user
+    turn, the same for every conversation that shares that system message. 0 when those tokens are not a prefix of
+    `ids` (a template that rewrites the text, a token merged across the boundary) or are too few to be worth a
+    forward pass."""
     first = next((m for m in conversation if m.get("role") != "system"), None)
     if first is None or not first.get("content"):
         return 0
-    text = render_prompt(tokenizer, conversation)
     start = 0
     system = conversation[0].get("content") if conversation[0].get("role") == "system" else None
     if system:
@@ -140,15 +140,15 @@ def _prefix_cache(model, prefix: tuple[int, ...], device):
     return getattr(out, "cache", None) or out.past_key_values
 
 
-def _batches(encoded: list[list[int]], prefix_lens: list[int], batch_size: int) -> list[tuple[int, list[int]]]:
-    """(prefix length, row indices) per batch: rows grouped by their system prefix, longest first in each group."""
+def _batches(encoded: list[list[int]], prefix_lens: list[int], batch_size: int) -> list[tuple[tuple[int, ...], list[int]]]:
+    """(shared prefix tokens, row indices) per batch: rows grouped by their prompt prefix, longest first in each."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, ids in enumerate(encoded):
         groups.setdefault(tuple(ids[:prefix_lens[i]]), []).append(i)
     out = []
     for key, rows in groups.items():
         rows.sort(key=lambda i: -len(encoded[i]))  # longest first: memory trouble shows at once
-        out += [(len(key), rows[s:s + batch_size]) for s in range(0, len(rows), batch_size)]
+        out += [(key, rows[s:s + batch_size]) for s in range(0, len(rows), batch_size)]
     return out
 
 
@@ -177,8 +177,10 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos_ids = _eos_ids(model, tokenizer)
     end_ids = set(eos_ids) | {pad_id}
-    encoded = [tokenizer(render_prompt(tokenizer, c), add_special_tokens=False)["input_ids"] for c in conversations]
-    prefix_lens = [prompt_prefix_len(tokenizer, c, ids) if prefix_cache else 0 for c, ids in zip(conversations, encoded)]
+    texts = [render_prompt(tokenizer, c) for c in conversations]
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    prefix_lens = [prompt_prefix_len(tokenizer, c, t, ids) if prefix_cache else 0
+                   for c, t, ids in zip(conversations, texts, encoded)]
     gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
                                pad_token_id=pad_id, eos_token_id=eos_ids)
     results: list[Generation | None] = [None] * n
@@ -187,8 +189,8 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     model.eval()
     try:
         with torch.inference_mode():
-            for plen, idx in _batches(encoded, prefix_lens, batch_size):
-                prefix = tuple(encoded[idx[0]][:plen])
+            for prefix, idx in _batches(encoded, prefix_lens, batch_size):
+                plen = len(prefix)
                 width = max(len(encoded[i]) - plen for i in idx)
                 ids = torch.full((len(idx), plen + width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(idx), plen + width), dtype=torch.long)
