@@ -9,9 +9,11 @@ For one random seed, given that seed's finished IOA run:
    draw different samples) and answers the new question greedily with its
    context as the system prompt (no adaptations, no verification). Exact duplicate questions are dropped (and not
    answered). Calls go out in batches sized so that their predicted cost fits the remaining budget (a pair's
-   prediction is the largest cost seen for its seed item, else for any pair, else an upper bound from the prompt
-   length and `max_tokens`); the loop stops when the next pair would pass the budget, so the spend ends at most one
-   pair's cost below the budget (and above it only if a pair costs more than any pair of its seed before).
+   prediction is the largest cost seen for an answered pair of its seed item; for a seed item whose questions so
+   far all failed to parse, its largest question cost plus the largest answer cost seen; else the largest pair
+   cost seen; else an upper bound from the prompt length and `max_tokens`); the loop stops when the next pair would
+   pass the budget, so the spend ends at most one pair's cost below the budget (and above it only if a pair costs
+   more than the prediction, built from the largest costs seen).
 3. **Training**: the student from its initial weights, once, for exactly the IOA run's `optimizer_steps`
    (`train_sft(..., max_steps=...)`, cycling through reshuffled epochs when the items are fewer).
 4. **Report**: the test split, scored with the pack's checker, per IOA module and overall, written to report.json in
@@ -123,13 +125,16 @@ def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lam
     kept: list[dict] = []
     dropped: list[dict] = []
     seen: set[str] = set()
-    spent, n_next, pair_max = 0, 0, 0
-    seed_max: dict[int, int] = {}  # the largest pair cost seen per seed item: that seed's next pair is predicted so
+    spent, n_next, pair_max, answer_max = 0, 0, 0, 0
+    seed_max: dict[int, int] = {}  # the largest cost of an answered pair per seed item: its next pair is predicted so
+    question_max: dict[int, int] = {}  # the largest question cost per seed item (answered or not)
 
     def predict(n: int) -> int:
         i = n % len(seeds)
         if i in seed_max:
             return seed_max[i]
+        if i in question_max and answer_max:  # only unparseable questions so far: the next one may parse
+            return question_max[i] + answer_max
         if pair_max:
             return pair_max
         _, req, _ = question_request(n)  # nothing observed yet: an upper bound from the prompt and max_tokens
@@ -167,8 +172,11 @@ def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lam
         a_replies = svc.teacher.ask([answer_request(q, batch[bi][0], batch[bi][1].sample_index % SEED_STRIDE)
                                      for bi, q in todo])
         spent += count(a_replies)
+        answered = set()
         for (bi, q), rep in zip(todo, a_replies):
             src, req, tmpl = batch[bi]
+            answered.add(bi)
+            answer_max = max(answer_max, rep.tokens_in + rep.tokens_out)
             cost[bi] += rep.tokens_in + rep.tokens_out
             base = {"source": src.id, "module": src.category, "round": req.sample_index % SEED_STRIDE}
             if rep.error is not None or not (rep.text or "").strip():
@@ -182,8 +190,11 @@ def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lam
             break
         for bi, c in enumerate(cost):
             i = (first_n + bi) % len(seeds)
-            seed_max[i] = max(seed_max.get(i, 0), c)
-        pair_max = max([pair_max] + cost)
+            if bi in answered:
+                seed_max[i] = max(seed_max.get(i, 0), c)
+                pair_max = max(pair_max, c)
+            else:
+                question_max[i] = max(question_max.get(i, 0), c)
         progress(f"oneshot: {n_next} pairs asked, {len(kept)} items kept, {spent}/{budget} teacher tokens")
     return {"kept": kept, "dropped": dropped, "spent": spent, "usage": {ROLE: usage}, "pairs": n_next,
             "rounds": round(n_next / len(seeds), 3), "pair_cost_max": pair_max}
