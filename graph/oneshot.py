@@ -172,10 +172,9 @@ def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lam
         a_replies = svc.teacher.ask([answer_request(q, batch[bi][0], batch[bi][1].sample_index % SEED_STRIDE)
                                      for bi, q in todo])
         spent += count(a_replies)
-        answered = set()
+        answered = {bi for bi, _ in todo}  # every question that parsed was sent for an answer
         for (bi, q), rep in zip(todo, a_replies):
             src, req, tmpl = batch[bi]
-            answered.add(bi)
             answer_max = max(answer_max, rep.tokens_in + rep.tokens_out)
             cost[bi] += rep.tokens_in + rep.tokens_out
             base = {"source": src.id, "module": src.category, "round": req.sample_index % SEED_STRIDE}
