@@ -193,49 +193,53 @@ def prerequisite_prior(svc: Services, modules: dict[str, Module]) -> dict[tuple[
     return prior
 
 
-def diagnose(state: LearnerState, svc: Services) -> dict:
-    """The Identifier node: modules (first time), scores, gaps, edges, severity, targets."""
+def first_diagnosis(svc: Services) -> tuple[dict[str, Module], dict[tuple[str, str], float], dict]:
+    """Modules from the data, the teacher's gate scores, the prerequisite prior, and the test split's teacher and
+    student-before scores (the report's reference; no decision reads them)."""
     th = svc.cfg.thresholds
-    first = not state.modules
-    svc.progress(f"diagnose: cycle {state.cycle}{' (building modules)' if first else ''}")
-    if first:
-        modules = build_modules(svc)
-        module_of = {i: k for k, m in modules.items() for i in m.gate_ids + m.test_ids}
-        gate_items = [svc.items[i] for m in modules.values() for i in m.gate_ids]
-        t_scores = scoring.check_all(svc, gate_items, scoring.teacher_answers(svc, gate_items, "examiner", module_of, node="diagnose"))
-        for m in modules.values():
-            m.teacher_score = scoring.mean([t_scores[i] for i in m.gate_ids])
-            m.teacher_level_scores = scoring.level_scores(m.gate_ids, m.item_levels, t_scores)
-            m.teacher_limited = m.teacher_score < th.teacher_floor
-        prior = prerequisite_prior(svc, modules)
-        test_items = [svc.items[i] for m in modules.values() for i in m.test_ids]
-        t_test = scoring.check_all(svc, test_items, scoring.teacher_answers(svc, test_items, "examiner", module_of, node="diagnose:test"))
-        s_test = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
-        test_teacher, _ = scoring.module_scores({k: m.test_ids for k, m in modules.items()}, t_test)
-        test_before, _ = scoring.module_scores({k: m.test_ids for k, m in modules.items()}, s_test)
-        test_teacher["overall"], test_before["overall"] = scoring.mean(list(t_test.values())), scoring.mean(list(s_test.values()))
-        update = {"modules": modules, "test_teacher": test_teacher, "test_before": test_before}
-    else:
-        modules = {k: m.model_copy(deep=True) for k, m in state.modules.items()}
-        prior = {(e.src, e.dst): e.prior for e in state.edges}
-        update = {"modules": modules}
+    modules = build_modules(svc)
+    module_of = {i: k for k, m in modules.items() for i in m.gate_ids + m.test_ids}
+    gate_items = [svc.items[i] for m in modules.values() for i in m.gate_ids]
+    t_scores = scoring.check_all(svc, gate_items, scoring.teacher_answers(svc, gate_items, "examiner", module_of,
+                                                                          node="diagnose"))
+    for m in modules.values():
+        m.teacher_score = scoring.mean([t_scores[i] for i in m.gate_ids])
+        m.teacher_level_scores = scoring.level_scores(m.gate_ids, m.item_levels, t_scores)
+        m.teacher_limited = m.teacher_score < th.teacher_floor
+    prior = prerequisite_prior(svc, modules)
+    test_ids = {k: m.test_ids for k, m in modules.items()}
+    test_items = [svc.items[i] for m in modules.values() for i in m.test_ids]
+    t_test = scoring.check_all(svc, test_items, scoring.teacher_answers(svc, test_items, "examiner", module_of,
+                                                                        node="diagnose:test"))
+    s_test = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
+    test_teacher, _ = scoring.module_scores(test_ids, t_test)
+    test_before, _ = scoring.module_scores(test_ids, s_test)
+    test_teacher["overall"], test_before["overall"] = scoring.mean(list(t_test.values())), scoring.mean(list(s_test.values()))
+    return modules, prior, {"modules": modules, "test_teacher": test_teacher, "test_before": test_before}
+
+
+def observe_student(state: LearnerState, svc: Services, modules: dict[str, Module]) -> Observation:
+    """The student's gate scores now (one observation for Eq. 3)."""
     gate_items = [svc.items[i] for m in modules.values() for i in m.gate_ids]
     s_scores = scoring.check_all(svc, gate_items, scoring.student_answers(svc, gate_items))
     scores, counts = scoring.module_scores({k: m.gate_ids for k, m in modules.items()}, s_scores)
-    obs = Observation(checkpoint=state.student.path if state.student else "initial", source="diagnose", cycle=state.cycle,
-                      round=state.total_rounds, trained=list(state.trained), scores=scores, counts=counts,
-                      level_scores={k: scoring.level_scores(m.gate_ids, m.item_levels, s_scores) for k, m in modules.items()})
-    observations = state.observations + [obs]
-    teacher = {k: m.teacher_score or 0.0 for k, m in modules.items()}
-    gaps, deficient, limited = ped.classify(teacher, scores, th)
-    edges = ped.estimate_edges(sorted(modules), prior, observations, teacher, th)
-    sev = ped.severity(gaps, edges, th.alpha)
+    return Observation(checkpoint=state.student.path if state.student else "initial", source="diagnose",
+                       cycle=state.cycle, round=state.total_rounds, trained=list(state.trained), scores=scores,
+                       counts=counts, level_scores={k: scoring.level_scores(m.gate_ids, m.item_levels, s_scores)
+                                                    for k, m in modules.items()})
+
+
+def ioa_targets(state: LearnerState, modules: dict[str, Module], deficient: list[str], limited: list[str],
+                sev: dict[str, float], edges: list, th) -> tuple[list[str], dict[str, float], list[str]]:
+    """Eq. 5: the most severe deficient modules, closed under their deficient prerequisites (targets, severity,
+    caveats). The no_identifier ablation replaces this step (baselines/ablations.py)."""
     targets, caveats = ped.select_targets(deficient, limited, sev, edges, th.target_fraction)
-    if svc.cfg.ablation == "no_identifier":  # baseline: no gaps, no severity: every teachable module, uniform weight
-        targets = sorted(k for k in modules if k not in limited and k not in state.passed)
-        sev = {k: 1.0 for k in modules}
-    if not deficient:
-        caveats.append("no module is deficient and teachable" + (f" (teacher-limited: {', '.join(limited)})" if limited else ""))
+    return targets, sev, caveats
+
+
+def trace_diagnosis(state: LearnerState, svc: Services, modules, teacher, scores, gaps, deficient, limited, sev,
+                    targets, edges, caveats) -> None:
+    th = svc.cfg.thresholds
     for k in sorted(modules):
         svc.trace.emit("module_diagnosis", node="diagnose", cycle=state.cycle, module=k, name=modules[k].name,
                        teacher_score=teacher[k], student_score=scores.get(k, 0.0), gap=round(gaps[k], 6),
@@ -248,6 +252,28 @@ def diagnose(state: LearnerState, svc: Services) -> dict:
                        kept=e.kept, source=e.source, broken_cycle=e.broken_cycle)
     svc.trace.emit("targets", node="diagnose", cycle=state.cycle, targets=targets, deficient=deficient,
                    teacher_limited=limited, target_fraction=th.target_fraction, caveats=caveats)
+
+
+def diagnose(state: LearnerState, svc: Services, targeting=ioa_targets) -> dict:
+    """The Identifier node: modules (first time), scores, gaps, edges, severity, targets."""
+    th = svc.cfg.thresholds
+    first = not state.modules
+    svc.progress(f"diagnose: cycle {state.cycle}{' (building modules)' if first else ''}")
+    if first:
+        modules, prior, update = first_diagnosis(svc)
+    else:
+        modules = {k: m.model_copy(deep=True) for k, m in state.modules.items()}
+        prior = {(e.src, e.dst): e.prior for e in state.edges}
+        update = {"modules": modules}
+    obs = observe_student(state, svc, modules)
+    observations = state.observations + [obs]
+    teacher = {k: m.teacher_score or 0.0 for k, m in modules.items()}
+    gaps, deficient, limited = ped.classify(teacher, obs.scores, th)
+    edges = ped.estimate_edges(sorted(modules), prior, observations, teacher, th)
+    targets, sev, caveats = targeting(state, modules, deficient, limited, ped.severity(gaps, edges, th.alpha), edges, th)
+    if not deficient:
+        caveats.append("no module is deficient and teachable" + (f" (teacher-limited: {', '.join(limited)})" if limited else ""))
+    trace_diagnosis(state, svc, modules, teacher, obs.scores, gaps, deficient, limited, sev, targets, edges, caveats)
     return {**update, "observations": observations, "gap": gaps, "deficient": deficient, "severity": sev,
             "targets": targets, "caveats": sorted(set(state.caveats) | set(caveats)), "edges": edges,
             "phase": "diagnosed", "usage": svc.usage()}

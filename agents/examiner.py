@@ -1,67 +1,127 @@
 """The examiner: scores the student after a round and decides what happens next (algorithm §4).
 
-Scores the student on the gate items of the stage's modules and of already-passed modules (forgetting check), on
-`watch_items` gate items of every targeted module not yet trained (the observations Eq. 3 needs), and on the
-stage's remedial-source items (their wrong answers feed remedial synthesis). Then re-estimates the prerequisite
-edges, re-plans the stages not yet started when the kept edges changed, and applies the pure §4 decision.
+Steps:
+1. `exam_plan`: which items to score: the gate items of the stage's modules and of already-passed modules
+   (forgetting check), `watch_items` gate items of every targeted module not yet trained (the observations Eq. 3
+   needs), and the stage's remedial-source items (their wrong answers feed remedial synthesis).
+2. `take_exam`: the student answers them; the pack's checker scores them; one `Observation`.
+3. `update_stage`: the stage's round count, min mastery ratio history and each module's passed item level.
+4. `forgotten`: passed modules that fell below tau_mastery go back into replay.
+5. `reestimate_edges`: Eq. 3 again; the stages not yet started are planned again when the kept edges changed.
+6. the pure §4 decision (`pedagogy.decide`), stored and traced; the graph then routes to the transition node it
+   names (advance / give_up / remediate / simplify: agents/transitions.py), which applies it.
+
+`ExamPolicy` holds the decision rule a baseline replaces (the no_organizer ablation, baselines/ablations.py).
 """
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Callable
 
 from agents import scoring
 from agents.runtime import Services, write_jsonl
-from ioa_state import LearnerState, Observation
+from ioa_state import Decision, LearnerState, Observation, Thresholds
 from ioa_state import pedagogy as ped
+from ioa_state.records import WrongAnswer
 
 
-def examine(state: LearnerState, svc: Services) -> dict:
-    """The examiner node."""
-    th, cfg = svc.cfg.thresholds, svc.cfg
-    stages = [s.model_copy(deep=True) for s in state.stages]
-    stage = stages[state.current_stage]
-    modules = {k: m.model_copy(deep=True) for k, m in state.modules.items()}
-    tag = f"c{state.cycle}-s{stage.index}-r{stage.rounds}"
+@dataclass(frozen=True)
+class ExamPolicy:
+    """How an exam turns into a transition: the §4 rule."""
+
+    decide: Callable[[LearnerState, Thresholds], Decision] = ped.decide
+
+
+IOA_POLICY = ExamPolicy()
+
+
+@dataclass(frozen=True)
+class ExamPlan:
+    ids_by_module: dict[str, list[str]]
+    remedial: list[str]
+    passed: list[str]
+
+    @property
+    def all_ids(self) -> list[str]:
+        return sorted({i for ids in self.ids_by_module.values() for i in ids} | set(self.remedial))
+
+
+def exam_plan(state: LearnerState, seed: int, watch_items: int) -> ExamPlan:
+    """Step 1: the items of this exam, per module (watched modules get a fixed sample of their gate items)."""
+    stage = state.stage()
     passed = [k for k in state.passed if k not in stage.modules]
     watched = [k for k in state.targets if k not in state.trained and k not in stage.modules]
-    ids_by_module = {k: modules[k].gate_ids for k in stage.modules + passed}
+    ids_by_module = {k: state.modules[k].gate_ids for k in stage.modules + passed}
     for k in watched:
-        ids = sorted(modules[k].gate_ids)
-        random.Random(f"{cfg.seed}:watch:{k}").shuffle(ids)
-        ids_by_module[k] = sorted(ids[: cfg.watch_items])
-    remedial = [i for k in stage.modules for i in modules[k].remedial_ids]
-    all_ids = sorted({i for ids in ids_by_module.values() for i in ids} | set(remedial))
-    items = [svc.items[i] for i in all_ids]
-    svc.progress(f"examine {tag}: {len(items)} items")
+        ids = sorted(state.modules[k].gate_ids)
+        random.Random(f"{seed}:watch:{k}").shuffle(ids)
+        ids_by_module[k] = sorted(ids[:watch_items])
+    remedial = [i for k in stage.modules for i in state.modules[k].remedial_ids]
+    return ExamPlan(ids_by_module, remedial, passed)
+
+
+def take_exam(state: LearnerState, svc: Services, plan: ExamPlan) -> tuple[Observation, dict[str, str], dict[str, float]]:
+    """Step 2: the student's answers and scores, and the observation they make."""
+    items = [svc.items[i] for i in plan.all_ids]
+    stage = state.stage()
+    svc.progress(f"examine c{state.cycle}-s{stage.index}-r{stage.rounds}: {len(items)} items")
     answers = scoring.student_answers(svc, items)
-    scores_by_item = scoring.check_all(svc, items, answers)
-    scores, counts = scoring.module_scores(ids_by_module, scores_by_item)
+    by_item = scoring.check_all(svc, items, answers)
+    scores, counts = scoring.module_scores(plan.ids_by_module, by_item)
     obs = Observation(checkpoint=state.student.path if state.student else "initial", cycle=state.cycle,
                       round=state.total_rounds, trained=list(state.trained), scores=scores, counts=counts,
-                      level_scores={k: scoring.level_scores(modules[k].gate_ids, modules[k].item_levels, scores_by_item)
-                                    for k in stage.modules})
-    observations = state.observations + [obs]
+                      level_scores={k: scoring.level_scores(state.modules[k].gate_ids, state.modules[k].item_levels,
+                                                            by_item) for k in stage.modules})
+    return obs, answers, by_item
+
+
+def update_stage(state: LearnerState, obs: Observation, th: Thresholds) -> tuple[list, dict]:
+    """Step 3: stages and modules after the exam (the stage's round, min ratio history, passed levels)."""
+    stages = [s.model_copy(deep=True) for s in state.stages]
+    modules = {k: m.model_copy(deep=True) for k, m in state.modules.items()}
+    stage = stages[state.current_stage]
     teacher = {k: m.teacher_score or 0.0 for k, m in modules.items()}
     ratios = ped.stage_ratios(stage.modules, obs, teacher, th.eps)
     stage.rounds += 1
     stage.min_ratio_history.append(min(ratios.values()))
     for k in stage.modules:
         modules[k].passed_level = ped.passed_level(obs.level_scores[k], modules[k].teacher_level_scores, th.tau_mastery)
-    forgetting = sorted({k for k in passed if ped.mastery_ratio(scores.get(k, 0.0), teacher[k], th.eps) < th.tau_mastery}
-                        | {k for k in state.forgetting if k not in passed})
-    for k in forgetting:
-        if k not in state.forgetting:
-            svc.trace.emit("forgetting", node="examine", cycle=state.cycle, stage=stage.index, module=k,
-                           ratio=round(ped.mastery_ratio(scores.get(k, 0.0), teacher[k], th.eps), 6),
-                           tau_mastery=th.tau_mastery, action="back into replay")
-    wrong = [{"item": i, "module": k, "prompt": svc.items[i].prompt, "answer": answers[i],
-              "reference": svc.items[i].reference} for k in stage.modules for i in modules[k].remedial_ids
-             if scores_by_item[i] < 1.0]
-    wrong_ref = write_jsonl(svc.run_dir, f"items/{tag}-wrong.jsonl", wrong, kind="generations", stage=stage.index, round=stage.rounds - 1)
+    return stages, modules
 
+
+def forgotten(state: LearnerState, svc: Services, plan: ExamPlan, obs: Observation) -> list[str]:
+    """Step 4: passed modules below tau_mastery now (traced when newly so), plus those already in replay."""
+    th = svc.cfg.thresholds
+    teacher = {k: m.teacher_score or 0.0 for k, m in state.modules.items()}
+    ratio = {k: ped.mastery_ratio(obs.scores.get(k, 0.0), teacher[k], th.eps) for k in plan.passed}
+    out = sorted({k for k in plan.passed if ratio[k] < th.tau_mastery}
+                 | {k for k in state.forgetting if k not in plan.passed})
+    for k in out:
+        if k not in state.forgetting:
+            svc.trace.emit("forgetting", node="examine", cycle=state.cycle, stage=state.stage().index, module=k,
+                           ratio=round(ratio[k], 6), tau_mastery=th.tau_mastery, action="back into replay")
+    return out
+
+
+def write_wrong_answers(state: LearnerState, svc: Services, answers: dict[str, str], by_item: dict[str, float]):
+    stage = state.stage()
+    wrong = [WrongAnswer(item=i, module=k, prompt=svc.items[i].prompt, answer=answers[i],
+                         reference=svc.items[i].reference).model_dump()
+             for k in stage.modules for i in state.modules[k].remedial_ids if by_item[i] < 1.0]
+    return write_jsonl(svc.run_dir, f"items/c{state.cycle}-s{stage.index}-r{stage.rounds}-wrong.jsonl", wrong,
+                       kind="generations", stage=stage.index, round=stage.rounds)
+
+
+def reestimate_edges(state: LearnerState, svc: Services, observations: list[Observation], modules: dict,
+                     stages: list) -> tuple[list, list]:
+    """Step 5: Eq. 3 on every observation so far; changed edges traced; pending stages re-planned on a change."""
+    th = svc.cfg.thresholds
+    teacher = {k: m.teacher_score or 0.0 for k, m in modules.items()}
     prior = {(e.src, e.dst): e.prior for e in state.edges}
     edges = ped.estimate_edges(sorted(modules), prior, observations, teacher, th)
     before = {(e.src, e.dst): (round(e.strength, 6), e.kept) for e in state.edges}
+    stage = stages[state.current_stage]
     for e in edges:
         if before.get((e.src, e.dst)) != (round(e.strength, 6), e.kept):
             svc.trace.emit("edge", node="examine", cycle=state.cycle, stage=stage.index, round=stage.rounds - 1,
@@ -71,49 +131,34 @@ def examine(state: LearnerState, svc: Services) -> dict:
     if {(e.src, e.dst) for e in edges if e.kept} != {(e.src, e.dst) for e in state.edges if e.kept}:
         levels = {k: m.level for k, m in modules.items()}
         stages = ped.replan_pending(stages, state.current_stage, edges, levels, state.gap, th.tau_zpd)
-        stage = stages[state.current_stage]
-        svc.trace.emit("replan", node="examine", cycle=state.cycle, stage=stage.index,
+        svc.trace.emit("replan", node="examine", cycle=state.cycle, stage=stages[state.current_stage].index,
                        kept_edges=[(e.src, e.dst, round(e.strength, 4)) for e in edges if e.kept],
                        stages=[s.modules for s in stages])
+    return edges, stages
 
-    view = state.model_copy(update={"stages": stages, "observations": observations, "modules": modules})
-    decision = ped.decide(view, th)
-    if cfg.ablation == "no_organizer" and decision.kind != "advance":  # baseline: no mastery gate, one round
-        decision = decision.model_copy(update={"kind": "give_up", "reason": "ablation no_organizer: no mastery gate, one round per stage; " + decision.reason})
-    decisions = state.decisions + [decision]
-    level = dict(state.level)
-    for k in stage.modules:
-        level[k] = ped.target_level(modules[k].passed_level)
-    update = {"stages": stages, "modules": modules, "observations": observations, "forgetting": forgetting,
-              "wrong_answers": wrong_ref, "edges": edges, "phase": "examined", "round_in_stage": stage.rounds}
-    current, mode, cycle = state.current_stage, "initial", state.cycle
-    passed_all, not_mastered = list(state.passed), list(state.not_mastered)
-    if decision.kind in ("advance", "give_up"):
-        stage.status = "passed" if decision.kind == "advance" else "gave_up"
-        passed_all += [k for k in stage.modules if k not in decision.failing and k not in passed_all]
-        not_mastered += [k for k in decision.failing if k not in not_mastered]
-        current += 1
-        follow = ped.after_stage(view.model_copy(update={"current_stage": state.current_stage}), th, current < len(stages),
-                                 single_cycle=cfg.ablation == "no_organizer")
-        if follow is None:
-            stages[current].status = "active"
-        else:
-            decisions.append(follow)
-            if follow.kind == "rediagnose":
-                cycle += 1
-    elif state.total_rounds >= cfg.max_rounds_total:
-        decisions.append(ped.Decision(kind="finish", cycle=state.cycle, stage=stage.index, round=stage.rounds,
-                                      reason=f"max_rounds_total {cfg.max_rounds_total} reached",
-                                      numbers={"total_rounds": state.total_rounds}, thresholds={}))
-    else:
-        mode = decision.kind
-        if decision.kind == "simplify":
-            for k in decision.failing:
-                level[k] = max(1, min(level[k], state.level.get(k, 1)) - 1)
-    for d in decisions[len(state.decisions):]:
-        svc.trace.emit("decision", node="examine", cycle=d.cycle, stage=d.stage, round=d.round, decision=d.kind,
+
+def trace_decisions(svc: Services, decisions: list[Decision], modules: list[str], node: str = "examine") -> None:
+    """A `decision` event (and a progress line) per new decision."""
+    for d in decisions:
+        svc.trace.emit("decision", node=node, cycle=d.cycle, stage=d.stage, round=d.round, decision=d.kind,
                        reason=d.reason, numbers=d.numbers, thresholds=d.thresholds, failing=d.failing,
-                       modules=d.modules or list(stage.modules))
+                       modules=d.modules or list(modules))
         svc.progress(f"decision: {d.kind} - {d.reason}")
-    return {**update, "decisions": decisions, "current_stage": current, "mode": mode, "cycle": cycle,
-            "passed": passed_all, "not_mastered": not_mastered, "level": level, "usage": svc.usage()}
+
+
+def examine(state: LearnerState, svc: Services, policy: ExamPolicy = IOA_POLICY) -> dict:
+    """The examiner node."""
+    th, cfg = svc.cfg.thresholds, svc.cfg
+    plan = exam_plan(state, cfg.seed, cfg.watch_items)
+    obs, answers, by_item = take_exam(state, svc, plan)
+    observations = state.observations + [obs]
+    stages, modules = update_stage(state, obs, th)
+    forgetting = forgotten(state, svc, plan, obs)
+    wrong_ref = write_wrong_answers(state, svc, answers, by_item)
+    edges, stages = reestimate_edges(state, svc, observations, modules, stages)
+    view = state.model_copy(update={"stages": stages, "observations": observations, "modules": modules})
+    decision = policy.decide(view, th)
+    trace_decisions(svc, [decision], stages[state.current_stage].modules)
+    return {"stages": stages, "modules": modules, "observations": observations, "forgetting": forgetting,
+            "wrong_answers": wrong_ref, "edges": edges, "decisions": state.decisions + [decision],
+            "phase": "examined", "round_in_stage": stages[state.current_stage].rounds, "usage": svc.usage()}

@@ -7,18 +7,20 @@ level starts one above the highest level the student already passes.
 from __future__ import annotations
 
 from agents.runtime import Services
-from ioa_state import LearnerState
+from ioa_state import LearnerState, Stage, Thresholds
 from ioa_state import pedagogy as ped
 
 
-def plan(state: LearnerState, svc: Services) -> dict:
+def ioa_stages(state: LearnerState, th: Thresholds) -> list[Stage]:
+    """Eq. 7-8 stages of the targets (the no_organizer ablation replaces this step: baselines/ablations.py)."""
+    levels = {k: m.level for k, m in state.modules.items()}
+    return ped.plan_stages(state.targets, state.edges, levels, state.gap, th.tau_zpd)
+
+
+def plan(state: LearnerState, svc: Services, make_stages=ioa_stages) -> dict:
     """The Organizer node."""
     th = svc.cfg.thresholds
-    levels = {k: m.level for k, m in state.modules.items()}
-    if svc.cfg.ablation == "no_organizer":  # baseline: one stage, no prerequisite order, no ZPD
-        stages = [ped.Stage(index=0, modules=list(state.targets), difficulty=ped.stage_difficulty(state.targets, state.gap))] if state.targets else []
-    else:
-        stages = ped.plan_stages(state.targets, state.edges, levels, state.gap, th.tau_zpd)
+    stages = make_stages(state, th)
     if stages:
         stages[0].status = "active"
     obs = state.last_observation()

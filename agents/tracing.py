@@ -12,7 +12,9 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
+
+from ioa_state.records import TraceEvent, parse_event
 
 _SECRET_PATTERNS = [re.compile(r"sk-[A-Za-z0-9_\-]{8,}"), re.compile(r"(?i)bearer\s+[A-Za-z0-9_\-\.=]{8,}")]
 
@@ -31,6 +33,31 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
     return text
 
 
+def read_lines(path: Path | str) -> Iterator[dict]:
+    """Every complete event of a trace.jsonl as written (a line cut by a kill, or being written, is skipped).
+
+    The one reader of trace.jsonl: the writer, the report, the viewers and the bench all read through it."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(data, dict) and "event" in data:
+                yield data
+
+
+def read_events(path: Path | str, kinds: Iterable[str] | None = None) -> list[TraceEvent]:
+    """The trace's events as typed records (ioa_state.records), optionally only those of some kinds."""
+    want = set(kinds) if kinds is not None else None
+    return [parse_event(d) for d in read_lines(path) if want is None or d["event"] in want]
+
+
 class TraceWriter:
     """Append-only JSONL trace with a sequence number, wall-clock time and live streaming."""
 
@@ -45,15 +72,9 @@ class TraceWriter:
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def _last_seq(self) -> int:
-        if not self.path.exists():
-            return 0
         last = 0
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    last = json.loads(line).get("seq", last)
-                except json.JSONDecodeError:  # a line cut by a kill: ignored, the next event starts a new line
-                    continue
+        for e in read_lines(self.path):  # a line cut by a kill is skipped: the next event starts a new line
+            last = e.get("seq", last)
         return last
 
     def emit(self, event: str, **fields) -> dict:
@@ -77,17 +98,13 @@ class TraceWriter:
 
     def node_seconds(self) -> float:
         """Wall seconds spent inside graph nodes over the whole run, all processes (from the node_end events)."""
-        total = 0.0
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    e = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if e.get("event") == "node_end":
-                    total += e.get("seconds", 0.0)
-        return total
+        return node_seconds(self.path)
 
     def close(self) -> None:
         with self._lock:
             self._fh.close()
+
+
+def node_seconds(path: Path | str) -> float:
+    """Wall seconds spent inside a run's steps: the sum of its trace's node_end `seconds` (over every session)."""
+    return round(sum(float(e.get("seconds") or 0.0) for e in read_lines(path) if e["event"] == "node_end"), 3)

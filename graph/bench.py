@@ -87,21 +87,9 @@ def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
 
 def trace_seconds(run_dir: Path) -> float:
     """Seconds spent inside the run's steps: the sum of its trace's node_end `seconds` (over every session)."""
-    total = 0.0
-    path = Path(run_dir) / "trace.jsonl"
-    if not path.is_file():
-        return 0.0
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if '"node_end"' not in line:
-                continue
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if ev.get("event") == "node_end":
-                total += float(ev.get("seconds") or 0.0)
-    return round(total, 3)
+    from agents.tracing import node_seconds
+
+    return node_seconds(Path(run_dir) / "trace.jsonl")
 
 
 def _state_of(run_dir: Path) -> str:
@@ -145,7 +133,7 @@ def ensure_graph_run(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
 
 def ensure_oneshot(cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress) -> tuple[Path, dict, str]:
     """The one-shot run for cfg's seed, reused when its report matches the IOA run's budget and steps."""
-    from graph.oneshot import run_oneshot
+    from baselines.oneshot import run_oneshot
 
     run_dir = Path(cfg.runs_dir) / cfg.run_id
     check_compatible(run_dir, cfg)

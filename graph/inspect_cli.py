@@ -74,7 +74,7 @@ def history(run_dir: Path) -> list[Step]:
     if not (run_dir / "checkpoints.sqlite").exists():  # not started yet: do not create the database
         return []
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    snaps = list(runner.compiled(None, run_dir).get_state_history(runner.thread(cfg["run_id"])))[::-1]
+    snaps = list(runner.compiled(run_dir).get_state_history(runner.thread(cfg["run_id"])))[::-1]
     steps: list[Step] = []
     for i, s in enumerate(snaps):
         prev = snaps[i - 1] if i else None

@@ -94,20 +94,21 @@ def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None]
                     progress=progress or (lambda msg: None))
 
 
-def compiled(svc: Services | None, run_dir: Path):
-    return build(svc).compile(checkpointer=checkpointer(run_dir))
+def compiled(run_dir: Path, ablation: str = "none"):
+    """The graph (of IOA, or of an ablation) over the run's checkpoints; its services come as the run context."""
+    return build(ablation).compile(checkpointer=checkpointer(run_dir))
 
 
 def load_state(run_dir: Path) -> LearnerState | None:
     """The latest checkpointed learner state of a run (None before its first checkpoint)."""
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    snap = compiled(None, run_dir).get_state(thread(cfg["run_id"]))
+    snap = compiled(run_dir).get_state(thread(cfg["run_id"]))
     return LearnerState.model_validate(snap.values) if snap.values else None
 
 
 def execute(svc: Services, run_id: str, fresh: bool) -> LearnerState:
     """Run the graph to its end (fresh) or from the last checkpoint (resume); returns the final state."""
-    graph = compiled(svc, svc.run_dir)
+    graph = compiled(svc.run_dir, svc.cfg.ablation)
     cfg = thread(run_id)
     if not fresh:
         snap = graph.get_state(cfg)
@@ -116,8 +117,8 @@ def execute(svc: Services, run_id: str, fresh: bool) -> LearnerState:
         if not snap.next and snap.values:
             return LearnerState.model_validate(snap.values)
     inp = LearnerState(run_id=run_id) if fresh or not graph.get_state(cfg).values else None
-    for _ in graph.stream(inp, cfg, stream_mode="updates"):
-        pass
+    for _ in graph.stream(inp, cfg, context=svc, stream_mode="updates"):
+        continue
     return LearnerState.model_validate(graph.get_state(cfg).values)
 
 

@@ -62,6 +62,22 @@ class Adaptations(_Strict):
         return [name for name, on in self.model_dump().items() if on]
 
 
+class AdapterConfig(_Strict):
+    """How the Adapter verifies, deduplicates and sizes the items it keeps (algorithm §3)."""
+
+    verify_min_score: float = Field(0.999, ge=0, le=1, description="checker score a rewritten item's answer needs "
+                                    "against its source's reference (exact-style checkers: contains, numeric, exact, code)")
+    verify_min_rouge: float = Field(0.5, ge=0, le=1, description="the same bar when the pack's checker is rouge "
+                                    "(a free-text reference: a paraphrase scores well below 1)")
+    dedup_rouge: float = Field(0.7, ge=0, le=1, description="ROUGE-L above which a candidate duplicates a kept or gate "
+                               "item (the algorithm page's rule)")
+    short_answer_words: int = Field(30, ge=5, description="longest answer asked for while the module's mastery ratio "
+                                    "is below tau_low (a weak student gets shorter items)")
+    answer_words: int = Field(60, ge=5, description="longest answer asked for otherwise")
+    top_up_passes: int = Field(2, ge=0, description="extra synthesis passes for a module that kept fewer than "
+                               "min_items items (each draws fresh samples, also from the module's seeds)")
+
+
 class TeacherConfig(_Strict):
     """Which chat model teaches, and how it is called.
 
@@ -135,6 +151,7 @@ class RunConfig(_Strict):
     student: StudentConfig = Field(default_factory=StudentConfig)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     adaptations: Adaptations = Field(default_factory=Adaptations)
+    adapter: AdapterConfig = Field(default_factory=AdapterConfig)
     min_items: int = Field(2, ge=1, description="a module's round needs at least this many kept items, else the run stops")
     watch_items: int = Field(4, ge=0, description="gate items of each untrained target scored at every exam (Eq. 3)")
     max_items_per_module: int | None = Field(None, ge=1, description="cap on kept items per module per round")

@@ -260,3 +260,45 @@ def replan_pending(stages: list[Stage], current: int, edges: list[Edge], levels:
         return [s.model_copy() for s in stages]
     fresh = plan_stages(pending, edges, levels, gaps, tau_zpd)
     return [s.model_copy() for s in done] + [s.model_copy(update={"index": current + 1 + i}) for i, s in enumerate(fresh)]
+
+
+def apply_decision(view: LearnerState, th: Thresholds, max_rounds_total: int, single_cycle: bool = False) -> dict:
+    """The state changes the last decision (a §4 decision, stored by the examiner) makes, as a partial update (pure).
+
+    advance / give up: the stage is closed (passed / gave_up), its modules recorded as passed or not mastered, and
+    the next stage activated, or (after the last) a rediagnose / finish decision appended (`after_stage`).
+    remediate / simplify: the next round's mode; simplify lowers the failing modules' item level by one.
+    A run past `max_rounds_total` rounds finishes. Each module of the stage targets one level above the highest it
+    passed (`target_level`), before simplify lowers it.
+    """
+    decision = view.decisions[-1]
+    stages = [s.model_copy(deep=True) for s in view.stages]
+    stage = stages[view.current_stage]
+    decisions = list(view.decisions)
+    level = dict(view.level)
+    for k in stage.modules:
+        level[k] = target_level(view.modules[k].passed_level)
+    current, mode, cycle = view.current_stage, "initial", view.cycle
+    passed, not_mastered = list(view.passed), list(view.not_mastered)
+    if decision.kind in ("advance", "give_up"):
+        stage.status = "passed" if decision.kind == "advance" else "gave_up"
+        passed += [k for k in stage.modules if k not in decision.failing and k not in passed]
+        not_mastered += [k for k in decision.failing if k not in not_mastered]
+        current += 1
+        follow = after_stage(view, th, current < len(stages), single_cycle=single_cycle)
+        if follow is None:
+            stages[current].status = "active"
+        else:
+            decisions.append(follow)
+            cycle += int(follow.kind == "rediagnose")
+    elif view.total_rounds >= max_rounds_total:
+        decisions.append(Decision(kind="finish", cycle=view.cycle, stage=stage.index, round=stage.rounds,
+                                  reason=f"max_rounds_total {max_rounds_total} reached",
+                                  numbers={"total_rounds": view.total_rounds}, thresholds={}))
+    else:
+        mode = decision.kind
+        if decision.kind == "simplify":
+            for k in decision.failing:
+                level[k] = max(1, min(level[k], view.level.get(k, 1)) - 1)
+    return {"stages": stages, "decisions": decisions, "current_stage": current, "mode": mode, "cycle": cycle,
+            "passed": passed, "not_mastered": not_mastered, "level": level}

@@ -1,4 +1,4 @@
-"""The one-shot arm's budget loop (graph/oneshot.synthesize) against a scripted teacher: no model, no server.
+"""The one-shot arm's budget loop (baselines/oneshot.synthesize) against a scripted teacher: no model, no server.
 
 The scripted teacher makes most first-round rewrites unparseable (a reply with no question, as the 135M teacher
 often gives), so those seed items show only a question's cost in the calibration round. Their later pairs parse and
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from graph import oneshot
+from baselines import oneshot
 from ioa_state import Item, load_config
 
 Q_IN, Q_OUT, A_IN, A_OUT = 200, 10, 250, 150  # a question costs 210 tokens, its answer 400 more

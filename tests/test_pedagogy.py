@@ -141,16 +141,39 @@ def _with(decision_kind, **kw):
     return LearnerState(run_id="t", decisions=[d], stages=[Stage(index=0, modules=["a"], difficulty=1)], **kw)
 
 
+@pytest.mark.parametrize("kind", ["advance", "give_up", "remediate", "simplify"])
+def test_routing_after_examine_goes_to_the_transition_it_names(kind):
+    from graph.routing import EXAM_BRANCHES
+
+    assert EXAM_BRANCHES[route_after_examine(_with(kind))] == kind
+
+
+def test_routing_after_examine_rejects_a_follow_up_decision():
+    with pytest.raises(ValueError, match="rediagnose"):
+        route_after_examine(_with("rediagnose"))
+
+
 @pytest.mark.parametrize("kind,expected", [("advance", "synthesize"), ("give_up", "synthesize"),
-                                           ("remediate", "synthesize"), ("simplify", "synthesize"),
                                            ("rediagnose", "diagnose"), ("finish", "report")])
-def test_routing_after_examine(kind, expected):
-    assert route_after_examine(_with(kind)) == expected
+def test_routing_after_a_stage(kind, expected):
+    from graph.routing import STAGE_BRANCHES, route_after_stage
+
+    assert STAGE_BRANCHES[route_after_stage(_with(kind))] == expected
+
+
+def test_routing_after_a_round_and_a_stopped_run():
+    from graph.routing import ROUND_BRANCHES, route_after_round, route_after_stage
+
+    assert ROUND_BRANCHES[route_after_round(_with("remediate"))] == "synthesize"
+    assert ROUND_BRANCHES[route_after_round(_with("finish"))] == "report"
+    assert route_after_stage(_with("advance", status="stopped")) == "finish"
 
 
 def test_routing_after_plan_without_stages_goes_to_report():
-    assert route_after_plan(LearnerState(run_id="t")) == "report"
-    assert route_after_plan(_with("advance")) == "synthesize"
+    from graph.routing import PLAN_BRANCHES
+
+    assert PLAN_BRANCHES[route_after_plan(LearnerState(run_id="t"))] == "report"
+    assert PLAN_BRANCHES[route_after_plan(_with("advance"))] == "synthesize"
 
 
 def test_replan_pending_keeps_started_stages():
@@ -167,3 +190,32 @@ def test_thresholds_out_of_range_rejected():
     with pytest.raises(ConfigError, match="tau_low"):
         load_config(None, {"thresholds.tau_low": 0.95})
     assert math.isclose(load_config(None).thresholds.tau_mastery, 0.9)
+
+
+def _examined(kind, failing=(), rounds=1, n_stages=2, **kw):
+    mods = {k: Module(id=k, name=k, passed_level=1) for k in ("a", "b")}
+    stages = [Stage(index=0, modules=["a"], difficulty=1.0, status="active", rounds=rounds),
+              Stage(index=1, modules=["b"], difficulty=1.0)][:n_stages]
+    d = Decision(kind=kind, cycle=0, stage=0, round=rounds, reason="r", failing=list(failing), modules=["a"])
+    return LearnerState(run_id="t", modules=mods, stages=stages, decisions=[d], level={"a": 2}, total_rounds=3, **kw)
+
+
+def test_apply_advance_closes_the_stage_and_activates_the_next():
+    up = ped.apply_decision(_examined("advance"), TH, max_rounds_total=40)
+    assert [s.status for s in up["stages"]] == ["passed", "active"] and up["current_stage"] == 1
+    assert up["passed"] == ["a"] and up["mode"] == "initial" and up["level"]["a"] == 2   # passed level 1 -> target 2
+
+
+def test_apply_give_up_on_the_last_stage_records_not_mastered_and_rediagnoses():
+    up = ped.apply_decision(_examined("give_up", failing=["a"], n_stages=1), TH, max_rounds_total=40)
+    assert up["not_mastered"] == ["a"] and up["passed"] == [] and up["stages"][0].status == "gave_up"
+    assert [d.kind for d in up["decisions"]] == ["give_up", "rediagnose"] and up["cycle"] == 1
+    single = ped.apply_decision(_examined("give_up", failing=["a"], n_stages=1), TH, 40, single_cycle=True)
+    assert single["decisions"][-1].kind == "finish" and single["cycle"] == 0
+
+
+def test_apply_simplify_lowers_the_failing_modules_level_and_the_round_cap_finishes():
+    up = ped.apply_decision(_examined("simplify", failing=["a"]), TH, max_rounds_total=40)
+    assert up["mode"] == "simplify" and up["level"]["a"] == 1            # min(target 2, level 2) - 1
+    capped = ped.apply_decision(_examined("remediate", failing=["a"]), TH, max_rounds_total=3)
+    assert capped["decisions"][-1].kind == "finish" and "max_rounds_total 3" in capped["decisions"][-1].reason

@@ -25,7 +25,7 @@ def _steps(run_dir) -> list[dict]:
 def test_steps_follow_the_nodes_that_ran(run):
     runs_dir, run_dir, state = run
     steps = _steps(run_dir)
-    history = list(runner.compiled(None, run_dir).get_state_history(runner.thread(state.run_id)))
+    history = list(runner.compiled(run_dir).get_state_history(runner.thread(state.run_id)))
     assert len(steps) == len(history)
     assert [s["step"] for s in steps] == list(range(len(steps)))
     nodes = [json.loads(line)["node"] for line in (run_dir / "trace.jsonl").read_text().splitlines()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from graph.builder import NODES
@@ -27,7 +28,7 @@ def test_langgraph_json_points_at_the_studio_graph():
 def test_importing_the_studio_graph_loads_no_model():
     code = ("import sys; import graph.studio as s; "
             "heavy = [m for m in ('torch', 'transformers', 'agents.teacher.client') if m in sys.modules]; "
-            "assert not heavy, heavy; assert not s.services.built; "
+            "assert not heavy, heavy; assert not s._SERVICES; "
             "print(sorted(n for n in s.graph.get_graph().nodes if not n.startswith('__')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "IOA_CONFIG": "/nonexistent.yaml"})
@@ -43,14 +44,42 @@ def test_studio_graph_runs_from_ioa_config(tmp_path, monkeypatch):
         path = tmp_path / "studio.yaml"
         path.write_text(yaml.safe_dump(cfg))
         monkeypatch.setenv("IOA_CONFIG", str(path))
-        svc = studio.LazyServices()
-        graph = studio.compile_graph(svc)
-        assert not svc.built
+        monkeypatch.setattr(studio, "_SERVICES", {})
+        graph = studio.compile_graph()
+        assert not studio._SERVICES
         first = next(iter(graph.stream({"run_id": "studio-test"}, stream_mode="updates")))
-    assert list(first) == ["diagnose"] and svc.built
+    assert list(first) == ["diagnose"] and "svc" in studio._SERVICES
+    svc = studio._SERVICES["svc"]
     run_dir = tmp_path / "runs" / "studio-test"
     assert (run_dir / "config.yaml").is_file()
     events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "node_start" and events[0]["node"] == "diagnose"
     assert any(e["event"] == "module_diagnosis" for e in events)
     svc.trace.close()
+
+
+def test_the_transitions_are_labelled_edges_of_the_compiled_graph():
+    """LangGraph Studio draws the design card's state machine: every branch out of examine and plan is named."""
+    from graph.builder import build
+
+    edges = build().compile().get_graph().edges
+    def out(node):
+        return {(e.data, e.target) for e in edges if e.source == node}
+
+    # a branch named like its target node is drawn unlabelled: the node's name is the label
+    assert {t for _, t in out("examine")} == {"advance", "give_up", "remediate", "simplify"}
+    for node in ("advance", "give_up"):
+        assert out(node) == {("next_stage", "synthesize"), ("rediagnose", "diagnose"), ("finish", "report")}
+    for node in ("remediate", "simplify"):
+        assert out(node) == {("again", "synthesize"), ("finish", "report")}
+    assert out("plan") == {("teach", "synthesize"), ("nothing_to_teach", "report")}
+
+
+@pytest.mark.slow
+def test_langgraph_dev_serves_the_labelled_state_machine():
+    """The graph endpoint of a real `langgraph dev` server (127.0.0.1) draws every branch of the design card."""
+    pytest.importorskip("langgraph_api", reason="langgraph-cli[inmem] (the dev extra) is not installed")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import check_studio
+
+    assert check_studio.missing(check_studio.studio_edges()) == set()

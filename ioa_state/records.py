@@ -1,0 +1,236 @@
+"""Typed records of what a run writes: items, dropped candidates, wrong answers, trace events.
+
+These pydantic models are the contract between the step that writes a file of the run directory and every reader of
+it (the agents, the viewers, the bench). Item files (`items/*.jsonl`) hold `SynthesizedItem`, `DroppedItem` and
+`WrongAnswer` lines; `trace.jsonl` holds one `TraceEvent` per line, of the kind its `event` field names (the
+`EVENT_KINDS` registry; each kind's docstring is what `ioa trace --kinds` prints). No I/O here.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ioa_state.state import DecisionKind, Mode
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SynthesizedItem(_Record):
+    """A training item the Adapter (or a baseline) kept: a question, the answer the student learns, and its origin."""
+
+    id: str
+    module: str | None = Field(None, description="the module it teaches (None for a baseline item without one)")
+    prompt: str = Field(description="the question, as the student sees it")
+    answer: str = Field(description="the answer the student is trained on")
+    reference: str | None = Field(None, description="the final answer it was verified against")
+    level: int = Field(1, ge=1, le=3, description="difficulty level the item was written at")
+    mode: Mode = "initial"
+    source: str = Field(description="id of the seed or remedial-source item it was written from")
+    from_wrong_answer: bool = False
+    question_template: str | None = None
+    adaptations: list[str] = Field(default_factory=list, description="adaptations that shaped the answer")
+    template_filled: bool = Field(False, description="the 'Answer: ...' line was added, not written by the teacher")
+    verification: dict[str, Any] = Field(default_factory=dict, description="how it was verified, with the numbers")
+    stage: int | None = None
+    round: int | None = None
+    cycle: int | None = None
+
+
+class DroppedItem(_Record):
+    """A candidate item that was not kept, with the reason (the first word before ':' is the reason's kind)."""
+
+    module: str | None = None
+    source: str
+    from_wrong_answer: bool = False
+    level: int = 1
+    mode: Mode = "initial"
+    pass_: int = Field(0, alias="pass", description="synthesis pass (0 first, then top-up passes)")
+    round: int | None = None
+    question: str | None = None
+    answer: str | None = None
+    reason: str
+
+    @property
+    def reason_kind(self) -> str:
+        return self.reason.split(":")[0]
+
+
+class WrongAnswer(_Record):
+    """A student's wrong answer on a remedial-source item (what remedial synthesis writes from)."""
+
+    item: str
+    module: str
+    prompt: str
+    answer: str
+    reference: str | None = None
+
+
+# -- trace events --------------------------------------------------------------------------------------------------
+class TraceEvent(BaseModel):
+    """One line of trace.jsonl. Unknown kinds and extra fields are kept as they were written."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seq: int = 0
+    ts: float = 0.0
+    event: str
+    node: str | None = None
+    cycle: int | None = None
+    stage: int | None = None
+    round: int | None = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A field by name, declared or extra (events are also read as plain dicts by older viewers)."""
+        data = self.model_dump()
+        return data.get(name, default)
+
+
+class NodeStart(TraceEvent):
+    """A graph node began (node, cycle, stage, round)."""
+
+    event: Literal["node_start"] = "node_start"
+
+
+class NodeEnd(TraceEvent):
+    """A graph node ended: its wall seconds and the state fields it updated."""
+
+    event: Literal["node_end"] = "node_end"
+    seconds: float = 0.0
+    updated: list[str] = Field(default_factory=list)
+
+
+class TeacherCall(TraceEvent):
+    """One teacher call: role, backend, messages, reply, tokens, latency, cache hit, retries, error."""
+
+    event: Literal["teacher_call"] = "teacher_call"
+    role: str | None = None
+    backend: str | None = None
+    model: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached: bool = False
+    error: str | None = None
+
+
+class ModuleDiagnosis(TraceEvent):
+    """Why a module is deficient or not: teacher and student scores, gap vs tau_gap, teacher floor, severity."""
+
+    event: Literal["module_diagnosis"] = "module_diagnosis"
+    module: str
+    teacher_score: float
+    student_score: float
+    gap: float
+    deficient: bool
+    teacher_limited: bool
+    severity: float
+    target: bool
+
+
+class EdgeEvent(TraceEvent):
+    """A prerequisite edge: prior, measured (Eq. 3), observations, strength vs tau_dep, kept or not."""
+
+    event: Literal["edge"] = "edge"
+    src: str
+    dst: str
+    strength: float
+    kept: bool
+
+
+class Targets(TraceEvent):
+    """The modules targeted by a diagnosis (Eq. 5), with the deficient and teacher-limited ones."""
+
+    event: Literal["targets"] = "targets"
+    targets: list[str] = Field(default_factory=list)
+    deficient: list[str] = Field(default_factory=list)
+    teacher_limited: list[str] = Field(default_factory=list)
+
+
+class StagePlanned(TraceEvent):
+    """A curriculum stage (Eq. 7-8): its modules, difficulty and item levels."""
+
+    event: Literal["stage_planned"] = "stage_planned"
+    modules: list[str] = Field(default_factory=list)
+    difficulty: float = 0.0
+
+
+class Synthesis(TraceEvent):
+    """A round's synthesis for one module: items kept and dropped, by reason."""
+
+    event: Literal["synthesis"] = "synthesis"
+    kept: int = 0
+    dropped: int = 0
+
+
+class ItemDroppedEvent(TraceEvent):
+    """A candidate item that was dropped, with the reason."""
+
+    event: Literal["item_dropped"] = "item_dropped"
+    reason: str
+
+
+class Train(TraceEvent):
+    """A training round: items, replay items, optimizer steps, first and last loss, the checkpoint saved."""
+
+    event: Literal["train"] = "train"
+    steps: int = 0
+
+
+class Forgetting(TraceEvent):
+    """A mastered module fell below tau_mastery: it goes back into replay."""
+
+    event: Literal["forgetting"] = "forgetting"
+    module: str
+    ratio: float
+
+
+class Replan(TraceEvent):
+    """The kept edges changed: the stages not yet started were planned again."""
+
+    event: Literal["replan"] = "replan"
+
+
+class DecisionEvent(TraceEvent):
+    """A transition (advance / give_up / remediate / simplify / rediagnose / finish) with its numbers."""
+
+    event: Literal["decision"] = "decision"
+    decision: DecisionKind
+    reason: str
+    numbers: dict[str, float] = Field(default_factory=dict)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    failing: list[str] = Field(default_factory=list)
+    modules: list[str] = Field(default_factory=list)
+
+
+class Fallback(TraceEvent):
+    """A field filled by a fallback because the teacher's structured reply did not parse."""
+
+    event: Literal["fallback"] = "fallback"
+    field_name: str | None = Field(None, alias="field")
+    why: str | None = None
+
+
+class ReportEvent(TraceEvent):
+    """The run's report was written: overall test scores and teacher tokens."""
+
+    event: Literal["report"] = "report"
+    teacher_tokens: int = 0
+
+
+EVENT_KINDS: dict[str, type[TraceEvent]] = {
+    cls.model_fields["event"].default: cls
+    for cls in (NodeStart, NodeEnd, TeacherCall, ModuleDiagnosis, EdgeEvent, Targets, StagePlanned, Synthesis,
+                ItemDroppedEvent, Train, Forgetting, Replan, DecisionEvent, Fallback, ReportEvent)
+}
+
+
+def parse_event(data: dict) -> TraceEvent:
+    """The typed event of a trace line (a kind not in EVENT_KINDS is read as a plain TraceEvent)."""
+    return EVENT_KINDS.get(data.get("event"), TraceEvent).model_validate(data)
+
+
+def describe_kinds() -> str:
+    """One line per event kind: its name and what it records (for `ioa trace --event` help and errors)."""
+    return "\n".join(f"{name:<17} {(cls.__doc__ or '').strip().splitlines()[0]}" for name, cls in EVENT_KINDS.items())
