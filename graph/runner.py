@@ -69,6 +69,7 @@ def load_task(cfg: RunConfig):
     from tasks.registry import load_pack
 
     pack = load_pack(cfg.task)
+    pack.preflight()  # a code pack whose sandbox cannot start Python stops here, before any model loads
     items = {it.id: it for it in pack.items()}
     if not items:
         raise ConfigError(f"task pack {cfg.task.pack} gave no items: check its data file and limit")

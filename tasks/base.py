@@ -94,6 +94,14 @@ class TaskPack(ABC):
             program += f"\ncheck({entry})\n"
         return program
 
+    def preflight(self) -> None:
+        """Fail now, in one line, where this pack's checker cannot work here: a code pack checks that its sandbox
+        starts Python (tasks.sandbox.SandboxUnavailable), so a broken box never scores every answer 0."""
+        if self.checker == "code":
+            from tasks.sandbox import ensure_available
+
+            ensure_available(memory_mb=self.code_memory_mb)
+
     def _check_code(self, item: Item, answer: str | None) -> float:
         from tasks.sandbox import run_code
 

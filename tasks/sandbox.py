@@ -1,23 +1,26 @@
 """Run model-written Python in a box (architecture.md, "Code written by a model runs in a box").
 
-`run_code(program, timeout_s, memory_mb)` runs the program with `sys.executable -I` in a fresh temporary directory
-(its cwd and HOME, removed afterwards), with a scrubbed environment (PATH, LANG, HOME, TMPDIR only: no API keys),
-stdin closed, resource limits (CPU seconds, address space, processes, file size, no core files) and in its own
-session. At the time limit, and after a normal exit too, the whole session's process group is killed.
+`run_code(program, timeout_s, memory_mb, python)` runs the program with `python -I` (default sys.executable) in a
+fresh temporary directory (its cwd and HOME, removed afterwards), with a scrubbed environment (PATH, LANG, HOME,
+TMPDIR only: no API keys), stdin closed, resource limits (CPU seconds, address space, processes, file size, no core
+files) and in its own session. At the time limit, and after a normal exit too, the whole session's process group is
+killed.
 
 A small launcher (plain Python, passed with -c; no preexec_fn, so it is safe to call from threads) sets the box up
 before it execs the program:
 
 * **As root** (the case in our containers): new mount and network namespaces; the mount tree is made private and
   every mount is remounted read-only; fresh size-limited tmpfs mounts cover the world-writable directories (/tmp,
-  /var/tmp, /dev/shm, /run/lock), so a write "outside" lands in a throw-away filesystem; /proc is remounted with
-  hidepid=2 (other processes, their command lines and environments are invisible); directories on the path to
-  the interpreter that other users cannot enter (e.g. /root) are covered by a tmpfs holding only the interpreter
-  (which also hides root's home); then the program runs under a fresh, otherwise unused uid/gid (no supplementary
-  groups, no_new_privs). Being another uid it cannot signal the parent (or any process but its own), cannot read
-  /proc/<parent>/environ, and after it exits every process of that uid is killed, which catches detached
-  (double-forked, setsid) children that a process-group kill misses. The network namespace has no interfaces up, so
-  no connection leaves the box, not even to 127.0.0.1.
+  /var/tmp, /dev/shm, /run/lock), so a write "outside" lands in a throw-away filesystem, and the folders the
+  interpreter needs that lie under them (a venv or a checkout under /tmp: its prefixes, binary, stdlib and
+  site-packages as the interpreter itself reports them, resolved through symlinks) are bound back read-only; /proc
+  is remounted with hidepid=2 (other processes, their command lines and environments are invisible); directories on
+  the path to the interpreter that other users cannot enter (e.g. /root) are covered by a tmpfs holding only the
+  interpreter (which also hides root's home); then the program runs under a fresh, otherwise unused uid/gid (no
+  supplementary groups, no_new_privs). Being another uid it cannot signal the parent (or any process but its own),
+  cannot read /proc/<parent>/environ, and after it exits every process of that uid is killed, which catches
+  detached (double-forked, setsid) children that a process-group kill misses. The network namespace has no
+  interfaces up, so no connection leaves the box, not even to 127.0.0.1.
 * **Not root**: the launcher tries an unprivileged user namespace for the same mount and network isolation. The
   program then runs under the caller's own uid. LIMITATION: it can then signal the parent and other processes of the
   same user, and a detached child that calls setsid() escapes the process-group kill. Where no namespace is allowed,
@@ -26,8 +29,11 @@ before it execs the program:
   around it). `isolation()` says which layers this machine gets.
 
 RLIMIT_NPROC counts the processes of a uid, so it is exact under the fresh uid; under a shared uid it is set to the
-current count plus the limit. Status: "passed" (exit 0), "failed" (non-zero exit or killed by a signal),
-"timeout" (wall-clock or CPU limit) or "error" (the box itself could not be set up or the interpreter not started).
+current count plus the limit. Status: "passed" (exit 0), "failed" (non-zero exit or killed by a signal) or
+"timeout" (wall-clock or CPU limit). A box that cannot be set up or cannot start its interpreter is no answer of the
+program's: `run_code` raises `SandboxUnavailable` (a ConfigError, one line from the CLI), and before its first run
+with an interpreter and memory limit it checks, once per process, that the box runs `print(1)` (`ensure_available`),
+so an interpreter that starts but cannot import its stdlib in the box is caught too, never scored 0.
 """
 from __future__ import annotations
 
@@ -44,7 +50,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["SandboxResult", "run_code", "isolation"]
+from ioa_state.config import ConfigError
+
+__all__ = ["SandboxResult", "SandboxUnavailable", "ensure_available", "run_code", "isolation"]
 
 Status = Literal["passed", "failed", "timeout", "error"]
 
@@ -55,6 +63,12 @@ TMPFS_MB = 64
 NOFILE = 256
 _UID_RANGE = (1_000_000, 1_999_999)
 _WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
+PROBE_TIMEOUT_S = 30.0  # the once-per-process `print(1)` check: generous, a first start on a loaded machine is slow
+
+
+class SandboxUnavailable(ConfigError):
+    """The box cannot run Python here (interpreter hidden or not starting): scoring stops with this one line,
+    rather than every code answer scoring 0."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,47 @@ def top_closed_ancestor(path):
         except OSError:
             return None
     return None
+def open_under(paths, d):
+    """O_PATH fds of the outermost paths strictly under d (nested ones come along with a recursive bind)."""
+    held = []
+    for n in sorted({p for p in paths if p.startswith(d.rstrip("/") + "/")}, key=len):
+        if not any(n.startswith(m + "/") for _, m in held):
+            held.append((os.open(n, os.O_PATH | os.O_DIRECTORY), n))
+    return held
+def bind_back(held):
+    """Bind each held directory back at its path, read-only, over the fresh tmpfs (cwd is kept)."""
+    here = os.open(".", os.O_PATH | os.O_DIRECTORY)
+    try:
+        for fd, n in held:
+            os.makedirs(n, exist_ok=True)
+            os.fchdir(fd)
+            mount(".", n, None, BIND | REC)
+            for mp, opts in mounts():
+                if mp == n or mp.startswith(n + "/"):
+                    flags = BIND | REMOUNT | RDONLY
+                    for o in opts:
+                        flags |= OPTFLAGS.get(o, 0)
+                    mount(None, mp, None, flags)
+    finally:
+        os.fchdir(here)
+        os.close(here)
+def cover_writable(needed):
+    """A fresh tmpfs over each world-writable dir; what the interpreter needs under one (a venv or checkout under
+    /tmp) is held by fd first and bound back read-only."""
+    covered = []
+    for d in cfg["writable_dirs"]:
+        if os.path.isdir(d) and not os.path.islink(d):
+            held = open_under(needed, d)
+            try:
+                mount("tmpfs", d, "tmpfs", NOSUID | NODEV, "size=%dm,mode=1777" % cfg["tmpfs_mb"])
+                covered.append(d)
+                bind_back(held)
+            except OSError as e:
+                rep["warnings"].append(str(e))
+            finally:
+                for fd, _ in held:
+                    os.close(fd)
+    return covered
 def setup_fs(box, needed, drop):
     os.umask(0o022)
     mount(None, "/", None, REC | PRIVATE)
@@ -140,14 +195,7 @@ def setup_fs(box, needed, drop):
                 rep["warnings"].append(str(e))
     if ro_ok:
         rep["isolation"].append("read-only-fs")
-    covered = []
-    for d in cfg["writable_dirs"]:
-        if os.path.isdir(d) and not os.path.islink(d):
-            try:
-                mount("tmpfs", d, "tmpfs", NOSUID | NODEV, "size=%dm,mode=1777" % cfg["tmpfs_mb"])
-                covered.append(d)
-            except OSError as e:
-                rep["warnings"].append(str(e))
+    covered = cover_writable(needed)
     if "/tmp" in covered:
         rep["isolation"].append("private-tmp")
     if drop:
@@ -337,10 +385,40 @@ def _tail(f, limit: int = TAIL_CHARS) -> str:
     return f.read().decode("utf-8", "replace")[-limit:]
 
 
-def _interpreter_paths() -> list[str]:
-    paths = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
-             os.path.dirname(os.path.realpath(sys.executable))}
-    return sorted(paths)
+_PATHS_QUERY = r"""
+import json, site, sys, sysconfig
+paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix] + site.getsitepackages()
+paths += [sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+paths.append(sysconfig.get_config_var("LIBDIR"))
+print(json.dumps([p for p in paths if p]))
+"""
+_paths_cache: dict[str, list[str]] = {}
+
+
+def _exec_path(python: str) -> str:
+    """The interpreter's path with its folders resolved but its own name kept (a venv's python finds pyvenv.cfg
+    from where it was started, so the box must start it there, not at the binary a symlink points to)."""
+    python = os.path.abspath(python)
+    return os.path.join(os.path.realpath(os.path.dirname(python)), os.path.basename(python))
+
+
+def _interpreter_paths(python: str) -> list[str]:
+    """Every folder the interpreter needs, resolved through symlinks: its prefixes, the folder of its binary, its
+    stdlib, library and site-packages folders (as the interpreter itself reports them under -I; asked once)."""
+    if python not in _paths_cache:
+        try:
+            out = subprocess.run([python, "-I", "-c", _PATHS_QUERY], capture_output=True, text=True, timeout=60,
+                                 stdin=subprocess.DEVNULL, cwd="/", env={"PATH": "/usr/local/bin:/usr/bin:/bin",
+                                                                        "LANG": "C.UTF-8"})
+            if out.returncode != 0:
+                raise OSError((out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1])
+            reported = json.loads(out.stdout)
+        except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+            raise SandboxUnavailable(f"the code sandbox cannot use the interpreter {python}: {e}") from None
+        dirs = {os.path.realpath(p) for p in reported} | {os.path.dirname(os.path.realpath(python)),
+                                                           os.path.dirname(_exec_path(python))}
+        _paths_cache[python] = sorted(d for d in dirs if os.path.isdir(d))
+    return _paths_cache[python]
 
 
 def _rlimits(timeout_s: float, memory_mb: int, uid: int | None) -> dict[str, list[int]]:
@@ -354,25 +432,58 @@ def _rlimits(timeout_s: float, memory_mb: int, uid: int | None) -> dict[str, lis
             "RLIMIT_FSIZE": [FSIZE_MB << 20, FSIZE_MB << 20], "RLIMIT_CORE": [0, 0], "RLIMIT_NOFILE": [NOFILE, NOFILE]}
 
 
-def run_code(program: str, timeout_s: float = 5, memory_mb: int = 512) -> SandboxResult:
-    """Run a Python program in the box and report how it ended; never raises for anything the program does."""
+_probed: set[tuple] = set()
+_probe_lock = threading.Lock()
+
+
+def ensure_available(python: str | None = None, memory_mb: int = 512) -> None:
+    """Raise SandboxUnavailable unless the box runs `print(1)` with this interpreter and memory limit; checked once
+    per process (a box that cannot start its interpreter would otherwise score every code answer 0)."""
+    python = python or sys.executable
+    key = (python, memory_mb, os.geteuid() == 0, _USE_NAMESPACES)
+    if key in _probed:
+        return
+    with _probe_lock:
+        if key in _probed:
+            return
+        res = _run("print(1)", PROBE_TIMEOUT_S, memory_mb, python)
+        if not (res.passed and res.stdout_tail.strip() == "1"):
+            raise SandboxUnavailable(f"the code sandbox cannot start Python ({python}, memory limit {memory_mb} MB): "
+                                     f"{_why(res)}; no code answer can be scored")
+        _probed.add(key)
+
+
+def _why(res: SandboxResult) -> str:
+    lines = [ln.strip() for ln in res.stderr_tail.splitlines() if ln.strip()]
+    return lines[-1] if lines else f"{res.status} (exit status {res.returncode}, output {res.stdout_tail[:80]!r})"
+
+
+def run_code(program: str, timeout_s: float = 5, memory_mb: int = 512, python: str | None = None) -> SandboxResult:
+    """Run a Python program in the box (with `python`, default sys.executable) and report how it ended. Never raises
+    for anything the program does; raises SandboxUnavailable when the box itself cannot run (never a wrong 0)."""
+    python = python or sys.executable
+    ensure_available(python, memory_mb)
+    res = _run(program, timeout_s, memory_mb, python)
+    if res.status == "error":
+        raise SandboxUnavailable(f"the code sandbox failed ({python}): {_why(res)}; no code answer can be scored")
+    return res
+
+
+def _run(program: str, timeout_s: float, memory_mb: int, python: str) -> SandboxResult:
+    """One run in the box; status "error" when the box could not be set up or the interpreter not started."""
     t0 = time.monotonic()
+    needed = _interpreter_paths(python)
     as_root = os.geteuid() == 0
     box = os.path.realpath(tempfile.mkdtemp(prefix="ioa_box_"))
     uid = _alloc_uid() if as_root else None
     rfd = wfd = -1
     proc = None
     try:
-        with open(os.path.join(box, "main.py"), "w", encoding="utf-8") as f:
-            f.write(program)
-        os.chmod(os.path.join(box, "main.py"), 0o644)
-        if uid is not None:
-            os.chown(box, uid, uid)
-        os.chmod(box, 0o700)
+        _fill_box(box, program, uid)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": box, "TMPDIR": box}
         rfd, wfd = os.pipe()
-        cfg = {"box": box, "uid": uid, "report_fd": wfd, "python": sys.executable, "env": env,
-               "needed": _interpreter_paths(), "writable_dirs": list(_WRITABLE_DIRS), "tmpfs_mb": TMPFS_MB,
+        cfg = {"box": box, "uid": uid, "report_fd": wfd, "python": _exec_path(python), "env": env,
+               "needed": needed, "writable_dirs": list(_WRITABLE_DIRS), "tmpfs_mb": TMPFS_MB,
                "rlimits": _rlimits(timeout_s, memory_mb, uid), "prelude": _SOCKET_PRELUDE,
                "namespaces": _USE_NAMESPACES}
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -388,32 +499,15 @@ def run_code(program: str, timeout_s: float = 5, memory_mb: int = 512) -> Sandbo
                 wfd = -1
             timed_out = False
             try:
-                rc = proc.wait(timeout=timeout_s)
+                proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
             _killpg(proc.pid)
             if uid is not None:
                 _kill_uid(uid)
             rc = proc.wait()
-            with os.fdopen(rfd, "rb") as r:
-                rfd = -1
-                os.set_blocking(r.fileno(), False)
-                try:
-                    raw = r.read() or b""
-                except BlockingIOError:
-                    raw = b""
-            reports = [json.loads(line) for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
-            isolation = tuple(reports[0].get("isolation", ())) if reports and "error" not in reports[0] else ()
-            errors = [r["error"] for r in reports if "error" in r]
-            stdout, stderr = _tail(out), _tail(err)
-        duration = time.monotonic() - t0
-        if errors or not reports:
-            why = errors[0] if errors else "the sandbox launcher died before starting the program"
-            return SandboxResult(False, "error", stdout, (stderr + "\n" + why).strip(), rc, duration, isolation)
-        if timed_out or rc in (-signal.SIGXCPU,) or (rc == -signal.SIGKILL and duration >= timeout_s):
-            return SandboxResult(False, "timeout", stdout, stderr, rc, duration, isolation)
-        status: Status = "passed" if rc == 0 else "failed"
-        return SandboxResult(rc == 0, status, stdout, stderr, rc, duration, isolation)
+            reports, rfd = _read_reports(rfd), -1
+            return _result(reports, rc, timed_out, _tail(out), _tail(err), time.monotonic() - t0, timeout_s)
     finally:
         if proc is not None and proc.poll() is None:
             _killpg(proc.pid)
@@ -430,6 +524,39 @@ def run_code(program: str, timeout_s: float = 5, memory_mb: int = 512) -> Sandbo
                 except OSError:
                     pass
         _rmtree(box)
+
+
+def _fill_box(box: str, program: str, uid: int | None) -> None:
+    with open(os.path.join(box, "main.py"), "w", encoding="utf-8") as f:
+        f.write(program)
+    os.chmod(os.path.join(box, "main.py"), 0o644)
+    if uid is not None:
+        os.chown(box, uid, uid)
+    os.chmod(box, 0o700)
+
+
+def _read_reports(rfd: int) -> list[dict]:
+    """The launcher's JSON lines (closes rfd)."""
+    with os.fdopen(rfd, "rb") as r:
+        os.set_blocking(r.fileno(), False)
+        try:
+            raw = r.read() or b""
+        except BlockingIOError:
+            raw = b""
+    return [json.loads(line) for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
+
+
+def _result(reports: list[dict], rc: int, timed_out: bool, stdout: str, stderr: str, duration: float,
+            timeout_s: float) -> SandboxResult:
+    isolation = tuple(reports[0].get("isolation", ())) if reports and "error" not in reports[0] else ()
+    errors = [r["error"] for r in reports if "error" in r]
+    if errors or not reports:
+        why = errors[0] if errors else "the sandbox launcher died before starting the program"
+        return SandboxResult(False, "error", stdout, (stderr + "\n" + why).strip(), rc, duration, isolation)
+    if timed_out or rc in (-signal.SIGXCPU,) or (rc == -signal.SIGKILL and duration >= timeout_s):
+        return SandboxResult(False, "timeout", stdout, stderr, rc, duration, isolation)
+    status: Status = "passed" if rc == 0 else "failed"
+    return SandboxResult(rc == 0, status, stdout, stderr, rc, duration, isolation)
 
 
 def _rmtree(path: str) -> None:
