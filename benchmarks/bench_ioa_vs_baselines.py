@@ -1,6 +1,6 @@
 """IOA against its baselines on the embedded default, over 3 seeds: the table in benchmarks/README.md.
 
-Runs `ioa bench` (graph/bench.py) with no config (the embedded default: Zorbia, SmolLM2-135M-Instruct teacher with
+Runs `ioa bench` (the bench package) with no config (the embedded default: Zorbia, SmolLM2-135M-Instruct teacher with
 the knowledge sheet, the same model as student) for seeds 0 1 2 and every arm: ioa, oneshot, undistilled,
 no_identifier, no_organizer, no_adapter. Finished runs are reused and unfinished ones resumed, so a killed
 benchmark continues where it stopped. Long on a 2-core CPU (18 runs): see the README for the time it took.
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from graph import bench  # noqa: E402  (light: models load only when a run starts)
+import bench  # noqa: E402  (light: models load only when a run starts)
 from graph.cli import _parse_set  # noqa: E402
 from ioa_state import load_config  # noqa: E402
 

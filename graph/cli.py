@@ -127,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(fn=cmd_status)
     from graph import inspect_cli
     inspect_cli.add_commands(sub)
-    from graph import bench
-    bench.add_parser(sub)
+    from bench import command as bench_command
+    bench_command.add_parser(sub)
     return p
 
 

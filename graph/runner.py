@@ -69,7 +69,9 @@ def load_task(cfg: RunConfig):
     from tasks.registry import load_pack
 
     pack = load_pack(cfg.task)
-    pack.preflight()  # a code pack whose sandbox cannot start Python stops here, before any model loads
+    preflight = getattr(pack, "preflight", None)  # a code pack whose sandbox cannot start Python stops here,
+    if preflight is not None:                      # before any model loads
+        preflight()
     items = {it.id: it for it in pack.items()}
     if not items:
         raise ConfigError(f"task pack {cfg.task.pack} gave no items: check its data file and limit")

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from openai_server import OpenAIServer
 
-from graph import bench as bench_mod
+import bench as bench_mod
 from graph import builder
 from ioa_state import ConfigError, load_config
 

@@ -1,0 +1,91 @@
+"""The bench (`ioa bench`): does the pedagogy pay? IOA against its baselines (algorithm §5), over random seeds, in one table.
+
+For every seed (RunConfig.seed), on the same task pack, teacher and student:
+
+    ioa            the IOA run (runs/bench-<seed>-ioa)
+    undistilled    the student as it is: the IOA run's `before` numbers on the same test split; no extra cost
+    oneshot        Self-Instruct synthesis on the IOA run's teacher-token budget, trained once for the IOA run's
+                   optimizer steps (baselines/oneshot.py; runs/bench-<seed>-oneshot)
+    no_identifier, no_organizer, no_adapter
+                   the IOA run with one component switched off (baselines/ablations.py; runs/bench-<seed>-<arm>);
+                   each reports what it spent
+
+A run whose report.json exists is reused, an unfinished one is resumed from its last checkpoint (its teacher cache
+makes the resume pay nothing twice), so a killed bench continues where it stopped. A run directory made with a
+different config (apart from operational fields such as teacher.base_url) is an error, never silently reused.
+
+The table: per arm, test-split score, retention (student / teacher), teachable retention (teacher-limited modules
+excluded; those modules are listed under the table, never averaged in silently), teacher tokens (input + output,
+every role), optimizer steps and wall time (seconds inside the run's steps, summed from its trace, so a killed and
+resumed run counts what it computed), each as the mean and the spread (max - min) over the seeds. Written with the
+per-run rows to <out>/bench.json, and drawn (retention per arm with min-max bars) to <out>/bench.svg.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from bench.arms import (ABLATIONS, ARMS, OPERATIONAL, arm_config, check_compatible, comparable, ensure_graph_run,
+                        ensure_oneshot, format_plan, plan, row, run_id_for, trace_seconds)
+from bench.plot import render_svg
+from bench.table import METRICS, budget_checks, format_table, summarize
+from ioa_state import ConfigError, RunConfig
+
+__all__ = ["ABLATIONS", "ARMS", "METRICS", "OPERATIONAL", "arm_config", "budget_checks", "check_compatible",
+           "format_plan", "format_table", "plan", "render_svg", "run_bench", "run_id_for", "summarize",
+           "trace_seconds"]
+
+
+def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str | Path | None = None,
+              out_dir: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """Run (or reuse) every arm for every seed; write bench.json and bench.svg into out_dir; return the result."""
+    progress = progress or (lambda m: None)
+    seeds = list(dict.fromkeys(int(s) for s in seeds))
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise ConfigError(f"unknown bench arm(s) {unknown}: choose from {', '.join(ARMS)}")
+    if not seeds:
+        raise ConfigError("ioa bench needs at least one seed")
+    arms = [a for a in ARMS if a in arms]
+    runs_dir = str(runs_dir or cfg.runs_dir)
+    out = Path(out_dir) if out_dir else Path(runs_dir) / "bench"
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    for seed in seeds:
+        if any(a in arms for a in ("ioa", "oneshot", "undistilled")):
+            ioa_dir, ioa_report, action = ensure_graph_run(arm_config(cfg, seed, "ioa", runs_dir), progress)
+            if "ioa" in arms:
+                rows.append(row(seed, "ioa", ioa_dir, ioa_report, action))
+            if "undistilled" in arms:
+                rows.append(row(seed, "undistilled", ioa_dir, ioa_report, "derived", before=True))
+            if "oneshot" in arms:
+                d, rep, act = ensure_oneshot(arm_config(cfg, seed, "oneshot", runs_dir), ioa_dir, ioa_report, progress)
+                rows.append(row(seed, "oneshot", d, rep, act))
+        for arm in ABLATIONS:
+            if arm in arms:
+                d, rep, act = ensure_graph_run(arm_config(cfg, seed, arm, runs_dir), progress)
+                rows.append(row(seed, arm, d, rep, act))
+    rows.sort(key=lambda r: (arms.index(r["arm"]), seeds.index(r["seed"])))
+    result = {
+        "pack": cfg.task.pack, "teacher_spec": cfg.teacher.spec, "student_source": cfg.student.source,
+        "seeds": seeds, "arms": arms, "runs_dir": runs_dir, "rows": rows,
+        "summary": summarize(rows, arms, seeds), "checks": budget_checks(rows),
+        "bench_seconds": round(time.perf_counter() - t0, 3),
+        "config": comparable(cfg),
+        "notes": {"spread": "max - min over the seeds", "wall_s": "seconds inside the run's steps (trace node_end)",
+                  "teacher_tokens": "input + output, every teacher role; undistilled: 0 (no extra cost)",
+                  "teachable_retention": "teacher-limited modules excluded (listed in summary[arm].teacher_limited)"},
+    }
+    result["table"] = format_table(result)
+    out.mkdir(parents=True, exist_ok=True)
+    from agents.runtime import write_json
+
+    write_json(out, "bench.json", result)
+    tmp = out / ".bench.svg.tmp"
+    tmp.write_text(render_svg(result))
+    tmp.replace(out / "bench.svg")
+    result["out_dir"] = str(out)
+    return result
+
+

@@ -1,0 +1,194 @@
+"""The bench's arms: which runs make up one seed's comparison, and running (or resuming, or reusing) each.
+
+    ioa            the IOA run (runs/bench-<seed>-ioa)
+    undistilled    the student as it is: the IOA run's `before` numbers on the same test split; no extra cost
+    oneshot        Self-Instruct synthesis on the IOA run's teacher-token budget, trained once for the IOA run's
+                   optimizer steps (baselines/oneshot.py; runs/bench-<seed>-oneshot)
+    no_identifier, no_organizer, no_adapter
+                   the IOA run with one component switched off (baselines/ablations.py; runs/bench-<seed>-<arm>)
+
+A run whose report.json exists is reused, an unfinished one is resumed from its last checkpoint (its teacher cache
+makes the resume pay nothing twice). A run directory made with a different config (apart from operational fields
+such as teacher.base_url) is an error, never silently reused.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ioa_state import ConfigError, RunConfig, load_config
+
+ARMS = ("ioa", "oneshot", "undistilled", "no_identifier", "no_organizer", "no_adapter")
+ABLATIONS = ("no_identifier", "no_organizer", "no_adapter")
+# Fields that say where and how fast a run talks to its teacher, not what it computes: a reused or resumed run may
+# differ in these (a vLLM server restarted on another port), and a resume takes the current values.
+OPERATIONAL = ("run_id", "runs_dir", "teacher.base_url", "teacher.api_key_env", "teacher.concurrency",
+               "teacher.requests_per_minute", "teacher.tokens_per_minute", "teacher.max_retries",
+               "teacher.retry_budget", "teacher.timeout_s", "teacher.token_budget", "teacher.shared_cache",
+               "student.device")
+
+
+def run_id_for(seed: int, arm: str) -> str:
+    return f"bench-{seed}-{arm}"
+
+
+def flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and k not in ("roles",):
+            out.update(flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def comparable(cfg: RunConfig) -> dict:
+    return {k: v for k, v in flat(cfg.model_dump(mode="json")).items() if k not in OPERATIONAL}
+
+
+def arm_config(cfg: RunConfig, seed: int, arm: str, runs_dir: str) -> RunConfig:
+    """The config of one arm's run for one seed."""
+    ablation = arm if arm in ABLATIONS else "none"
+    return cfg.model_copy(update={"seed": seed, "ablation": ablation, "run_id": run_id_for(seed, arm),
+                                  "runs_dir": str(runs_dir)})
+
+
+def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
+    """Raise ConfigError when run_dir's saved config differs from cfg in anything but operational fields."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        saved = load_config(path)
+    except ConfigError as e:
+        raise ConfigError(f"bench run {run_dir} has a config this version cannot read ({e}); "
+                          f"use another --runs-dir or remove it") from None
+    a, b = comparable(saved), comparable(cfg)
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if diff:
+        raise ConfigError(f"bench run {run_dir} was made with a different config ({', '.join(diff[:5])}"
+                          f"{', ...' if len(diff) > 5 else ''}): use another --runs-dir, or remove it to redo it")
+
+
+def trace_seconds(run_dir: Path) -> float:
+    """Seconds spent inside the run's steps: the sum of its trace's node_end `seconds` (over every session)."""
+    from agents.tracing import node_seconds
+
+    return node_seconds(Path(run_dir) / "trace.jsonl")
+
+
+def _state_of(run_dir: Path) -> str:
+    if (run_dir / "report.json").is_file():
+        return "reuse"
+    if (run_dir / "checkpoints.sqlite").is_file():
+        return "resume"
+    return "run"
+
+
+def _resume(run_dir: Path, cfg: RunConfig, progress) -> None:
+    """Continue an unfinished graph run from its last checkpoint (runner.resume), with cfg's operational fields."""
+    from graph import runner
+
+    saved = load_config(run_dir / "config.yaml")
+    now, before = flat(cfg.model_dump(mode="json")), flat(saved.model_dump(mode="json"))
+    overrides = {k: now.get(k) for k in OPERATIONAL if k not in ("run_id", "runs_dir") and now.get(k) != before.get(k)}
+    runner.resume(str(run_dir), overrides=overrides or None, progress=progress)
+
+
+def ensure_graph_run(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
+    """Run (or resume, or reuse) the graph run cfg names; returns (run dir, report, what was done)."""
+    from graph import runner
+
+    run_dir = Path(cfg.runs_dir) / cfg.run_id
+    check_compatible(run_dir, cfg)
+    action = _state_of(run_dir)
+    if action == "run":
+        progress(f"bench: {cfg.run_id}: new run")
+        runner.start(cfg, progress=progress)
+    elif action == "resume":
+        progress(f"bench: {cfg.run_id}: resuming the unfinished run")
+        _resume(run_dir, cfg, progress)
+    else:
+        progress(f"bench: {cfg.run_id}: reusing the finished run")
+    path = run_dir / "report.json"
+    if not path.is_file():
+        raise RuntimeError(f"run {cfg.run_id} ended without a report.json")
+    return run_dir, json.loads(path.read_text()), action
+
+
+def ensure_oneshot(cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress) -> tuple[Path, dict, str]:
+    """The one-shot run for cfg's seed, reused when its report matches the IOA run's budget and steps."""
+    from baselines.oneshot import run_oneshot
+
+    run_dir = Path(cfg.runs_dir) / cfg.run_id
+    check_compatible(run_dir, cfg)
+    path = run_dir / "report.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        base = data.get("baseline") or {}
+        if base.get("budget") == ioa_report["teacher_tokens"] and base.get("target_steps") == ioa_report["optimizer_steps"]:
+            progress(f"bench: {cfg.run_id}: reusing the finished run")
+            return run_dir, data, "reuse"
+        progress(f"bench: {cfg.run_id}: its budget or steps differ from {ioa_report.get('run_id')}'s: redoing it "
+                 f"(cached teacher calls are free)")
+    action = "resume" if (run_dir / "teacher_cache.sqlite").is_file() else "run"
+    run_dir, data = run_oneshot(cfg, ioa_dir, cfg.run_id, progress)
+    return run_dir, data, action
+
+
+def row(seed: int, arm: str, run_dir: Path, report: dict, action: str, *, before: bool = False) -> dict:
+    """One arm's numbers for one seed, from a report (the student-before numbers for the undistilled arm)."""
+    o = report["overall"]
+    t = report.get("teachable_overall") or {}
+    side = "before" if before else "after"
+    return {
+        "seed": seed, "arm": arm, "run_id": report.get("run_id"), "run_dir": str(run_dir), "action": action,
+        "status": report.get("status", "finished"), "stop_reason": report.get("stop_reason"),
+        "teacher": o["teacher"], "score": o[side], "retention": o[f"retention_{side}"],
+        "teachable_retention": t.get(f"retention_{side}"),
+        "teacher_limited": list(report.get("teacher_limited") or []),
+        "teacher_tokens": 0 if before else int(report.get("teacher_tokens") or 0),
+        "optimizer_steps": 0 if before else int(report.get("optimizer_steps") or 0),
+        "wall_s": 0.0 if before else float(report["wall_s"]) if report.get("wall_s") is not None
+        else trace_seconds(run_dir),
+        "modules": {r["module"]: {"teacher": r["teacher"], "score": r[side], "retention": r[f"retention_{side}"],
+                                  "teacher_limited": r["teacher_limited"]} for r in report.get("modules", [])},
+    }
+
+
+def plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str) -> list[dict]:
+    """What a bench would do, from the run directories alone (loads no model): one entry per (seed, run)."""
+    steps = []
+    need_ioa = any(a in arms for a in ("ioa", "oneshot", "undistilled"))
+    for seed in seeds:
+        if need_ioa:
+            d = Path(runs_dir) / run_id_for(seed, "ioa")
+            steps.append({"seed": seed, "arm": "ioa", "run_dir": str(d), "action": _state_of(d),
+                          "shown": "ioa" in arms})
+        if "undistilled" in arms:
+            steps.append({"seed": seed, "arm": "undistilled", "run_dir": str(Path(runs_dir) / run_id_for(seed, "ioa")),
+                          "action": "derived", "shown": True, "note": " (the IOA run's student-before numbers)"})
+        if "oneshot" in arms:
+            d = Path(runs_dir) / run_id_for(seed, "oneshot")
+            act = "reuse" if (d / "report.json").is_file() else "resume" if (d / "teacher_cache.sqlite").is_file() else "run"
+            steps.append({"seed": seed, "arm": "oneshot", "run_dir": str(d), "action": act, "shown": True})
+        for arm in ABLATIONS:
+            if arm in arms:
+                d = Path(runs_dir) / run_id_for(seed, arm)
+                steps.append({"seed": seed, "arm": arm, "run_dir": str(d), "action": _state_of(d), "shown": True})
+    return steps
+
+
+def format_plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str, out_dir: str) -> str:
+    lines = [f"ioa bench plan: pack {cfg.task.pack} (limit {cfg.task.limit}), teacher {cfg.teacher.spec}, "
+             f"student {cfg.student.source}, seeds {' '.join(map(str, seeds))}, arms {' '.join(arms)}",
+             f"runs under {runs_dir}; bench.json, bench.svg into {out_dir}"]
+    for s in plan(cfg, seeds, arms, runs_dir):
+        note = s.get("note", "") if s["shown"] else " (needed for the one-shot budget / undistilled numbers)"
+        lines.append(f"  seed {s['seed']:<3} {s['arm']:<14} {s['action']:<8} {s['run_dir']}{note}")
+    if len(seeds) < 3:
+        lines.append("note: the spread (max - min) is meant over at least 3 seeds (algorithm §5)")
+    return "\n".join(lines)
+
+

@@ -1,0 +1,45 @@
+"""`ioa bench`: the command's arguments and what it prints (the bench itself is the bench package)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bench import ARMS, format_plan, run_bench
+from ioa_state import load_config
+
+def add_parser(sub) -> None:
+    """Add `ioa bench` to the `ioa` subcommands (called from graph/cli.py build_parser)."""
+    b = sub.add_parser("bench", help="IOA against its baselines (one-shot, undistilled, ablations) over seeds: one table",
+                       description="For each seed: the IOA run, the undistilled student, a one-shot (Self-Instruct) "
+                                   "run on the IOA run's teacher budget and optimizer steps, and the ablations; "
+                                   "finished runs are reused, unfinished ones resumed. Prints one table and writes "
+                                   "bench.json and bench.svg.")
+    b.add_argument("config", nargs="?", help="YAML run config (none: the embedded default)")
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED", help="random seeds (default 0 1 2)")
+    b.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), metavar="ARM",
+                   help=f"arms to compare (default all: {' '.join(ARMS)})")
+    b.add_argument("--out", help="where bench.json and bench.svg go (default <runs-dir>/bench)")
+    b.add_argument("--runs-dir", help="where the bench's runs live (default the config's runs_dir)")
+    b.add_argument("--teacher", help="teacher spec, as for `ioa run`")
+    b.add_argument("--base-url", help="base URL of an OpenAI-compatible server")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    b.add_argument("--dry-run", action="store_true", help="print what would be run, resumed or reused; run nothing")
+    b.set_defaults(fn=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from graph.cli import _overrides
+    from graph.runner import stderr_progress
+
+    cfg = load_config(args.config, _overrides(args))
+    seeds = list(dict.fromkeys(args.seeds))
+    runs_dir = args.runs_dir or cfg.runs_dir
+    out = args.out or str(Path(runs_dir) / "bench")
+    if args.dry_run:
+        print(format_plan(cfg, seeds, args.arms, runs_dir, out))
+        return 0
+    result = run_bench(cfg, seeds, args.arms, runs_dir, out, progress=stderr_progress)
+    print(result["table"])
+    print(f"written: {Path(out) / 'bench.json'}, {Path(out) / 'bench.svg'}")
+    sys.stdout.flush()
+    return 0

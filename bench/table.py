@@ -1,0 +1,109 @@
+"""The bench's table: per arm, the mean and spread (max - min over the seeds) of every metric, and the budget checks.
+
+Metrics: test-split score, retention (student / teacher), teachable retention (teacher-limited modules excluded;
+those modules are listed under the table, never averaged in silently), teacher tokens (input + output, every role),
+optimizer steps and wall time (seconds inside the run's steps, summed from its trace).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+METRICS = ("score", "retention", "teachable_retention", "teacher_tokens", "optimizer_steps", "wall_s")
+# -- aggregation -------------------------------------------------------------------------------------------------
+def _stats(values: list[float | None]) -> dict:
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "spread": None, "min": None, "max": None, "n": 0}
+    return {"mean": sum(vals) / len(vals), "spread": max(vals) - min(vals), "min": min(vals), "max": max(vals),
+            "n": len(vals)}
+
+
+def summarize(rows: list[dict], arms: list[str], seeds: list[int]) -> dict:
+    summary = {}
+    for arm in arms:
+        mine = [r for r in rows if r["arm"] == arm]
+        summary[arm] = {m: _stats([r[m] for r in mine]) for m in METRICS}
+        summary[arm]["seeds"] = [r["seed"] for r in mine]
+        limited: dict[str, list[int]] = {}
+        for r in mine:
+            for k in r["teacher_limited"]:
+                limited.setdefault(k, []).append(r["seed"])
+        summary[arm]["teacher_limited"] = limited
+    summary["_teacher"] = _stats([r["teacher"] for r in rows if r["arm"] in ("ioa", "undistilled")]
+                                 or [r["teacher"] for r in rows])
+    return summary
+
+
+def budget_checks(rows: list[dict]) -> list[dict]:
+    """Per seed: the one-shot's spend against the IOA run's budget, and their optimizer steps."""
+    out = []
+    by = {(r["seed"], r["arm"]): r for r in rows}
+    for (seed, arm), r in sorted(by.items()):
+        if arm != "oneshot":
+            continue
+        rep = json.loads((Path(r["run_dir"]) / "report.json").read_text())
+        base = rep.get("baseline", {})
+        budget, spent = base.get("budget", 0), rep.get("teacher_tokens", 0)
+        out.append({"seed": seed, "budget": budget, "spent": spent,
+                    "fraction": spent / budget if budget else None,
+                    "within_5pct": bool(budget) and abs(spent - budget) <= 0.05 * budget,
+                    "ioa_steps": base.get("target_steps"), "oneshot_steps": rep.get("optimizer_steps"),
+                    "steps_equal": base.get("target_steps") == rep.get("optimizer_steps")})
+    return out
+
+
+def _cell(s: dict, fmt: str, width: int, n_seeds: int) -> str:
+    if s["mean"] is None:
+        return f"{'-':<{width}}"
+    star = "*" if s["n"] < n_seeds else ""
+    return f"{format(s['mean'], fmt)} [{format(s['spread'], fmt)}]{star}".ljust(width)
+
+
+def format_table(result: dict) -> str:
+    arms, summary, seeds = result["arms"], result["summary"], result["seeds"]
+    cols = [("score", ".3f", 16), ("retention", ".3f", 16), ("teachable_retention", ".3f", 17),
+            ("teacher_tokens", ".0f", 18), ("optimizer_steps", ".0f", 12), ("wall_s", ".1f", 14)]
+    heads = ["score", "retention", "teachable ret.", "teacher tokens", "opt. steps", "wall s"]
+    lines = [f"IOA against its baselines: pack {result['pack']}, teacher {result['teacher_spec']}, "
+             f"student {result['student_source']}, "
+             f"seeds {' '.join(map(str, seeds))}",
+             "test split; retention = student / teacher; each cell: mean [spread = max - min over the seeds]",
+             (f"{'arm':<15}" + "".join(f"{h:<{w}}" for h, (_, _, w) in zip(heads, cols))).rstrip()]
+    for arm in arms:
+        s = summary[arm]
+        cells = "".join(_cell(s[m], fmt, w, len(seeds)) for m, fmt, w in cols)
+        lines.append(f"{arm:<15}{cells}".rstrip())
+    if any(summary[arm][m]["n"] < len(seeds) for arm in arms for m, _, _ in cols):
+        lines.append("*: over fewer seeds (a seed whose modules are all teacher-limited has no teachable retention)")
+    t = summary["_teacher"]
+    if t["mean"] is not None:
+        lines.append(f"teacher's test score: {t['mean']:.3f} [{t['spread']:.3f}] (the reference of every retention)")
+    limited: dict[str, dict[str, list[int]]] = {}
+    for arm in arms:
+        for k, ss in summary[arm]["teacher_limited"].items():
+            limited.setdefault(k, {})[arm] = ss
+    if limited:
+        lines.append("teacher-limited modules (the teacher scores below teacher_floor on them: counted in score and "
+                     "retention, excluded from teachable retention):")
+        for k, by_arm in sorted(limited.items()):
+            groups: dict[tuple, list[str]] = {}
+            for arm, ss in by_arm.items():
+                groups.setdefault(tuple(sorted(set(ss))), []).append(arm)
+            desc = "; ".join(f"seeds {' '.join(map(str, g))} in {', '.join(a)}" for g, a in groups.items())
+            lines.append(f"  {k}: {desc}")
+    else:
+        lines.append("teacher-limited modules: none")
+    for c in result.get("checks", []):
+        frac = f"{100 * c['fraction']:.1f}%" if c["fraction"] is not None else "-"
+        lines.append(f"one-shot seed {c['seed']}: spent {c['spent']} of the IOA run's {c['budget']} teacher tokens "
+                     f"({frac}{'' if c['within_5pct'] else ', NOT within 5%'}); optimizer steps {c['oneshot_steps']}"
+                     f" {'=' if c['steps_equal'] else '!='} IOA's {c['ioa_steps']}")
+    stopped = [r for r in result["rows"] if r["status"] != "finished"]
+    for r in stopped:
+        lines.append(f"note: {r['run_id']} ({r['arm']}, seed {r['seed']}) {r['status']}: {r['stop_reason']}")
+    if len(seeds) < 3:
+        lines.append("note: fewer than 3 seeds; the algorithm's spread is over at least 3")
+    return "\n".join(lines)
+
+
