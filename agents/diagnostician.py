@@ -204,7 +204,7 @@ def diagnose(state: LearnerState, svc: Services) -> dict:
         gate_items = [svc.items[i] for m in modules.values() for i in m.gate_ids]
         t_scores = scoring.check_all(svc, gate_items, scoring.teacher_answers(svc, gate_items, "examiner", module_of, node="diagnose"))
         for m in modules.values():
-            m.teacher_score = scoring.mean([t_scores[i] for i in m.gate_ids])
+            m.teacher_score = scoring.mean([t_scores[i] for i in m.gate_ids if i in t_scores])  # failed calls skipped
             m.teacher_level_scores = scoring.level_scores(m.gate_ids, m.item_levels, t_scores)
             m.teacher_limited = m.teacher_score < th.teacher_floor
         prior = prerequisite_prior(svc, modules)
