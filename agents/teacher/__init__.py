@@ -15,6 +15,6 @@ from agents.teacher.retry import RetryPolicy
 
 __all__ = [
     "BACKENDS", "BudgetExhausted", "LocalHFChatModel", "PriceTable", "RetryPolicy", "StructuredReply", "Teacher",
-    "TeacherCache", "TeacherConfigError", "TeacherReply", "TeacherRequest", "TeacherUnavailable", "cache_key", "make_chat_model",
-    "parse_spec",
+    "TeacherCache", "TeacherConfigError", "TeacherReply", "TeacherRequest", "TeacherUnavailable", "cache_key",
+    "make_chat_model", "parse_spec",
 ]

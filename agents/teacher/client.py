@@ -254,7 +254,7 @@ class Teacher:
 
     # -- the public calls --------------------------------------------------------------------------------------
     def ask(self, requests: list[TeacherRequest]) -> list[TeacherReply]:
-        """One reply per request, in order. Raises TeacherConfigError, BudgetExhausted, TeacherUnavailable (module doc)."""
+        """One reply per request, in order; raises TeacherConfigError, BudgetExhausted, TeacherUnavailable."""
         calls = [self._make_call(r) for r in requests]
         replies = self._run(calls, self.cfg.max_failure_share * len(calls))
         self._check_failures([(c.spec, r.error) for c, r in zip(calls, replies)])
@@ -306,7 +306,7 @@ class Teacher:
         specs = [spec for spec, _ in sent]
         spec = max(dict.fromkeys(specs), key=specs.count)  # the backend that failed most
         backend, _ = parse_spec(spec)
-        url = self.cfg.base_url if backend in ("openai", "openai-compatible") else None
+        url = self.redactor.text(self.cfg.base_url) if backend in ("openai", "openai-compatible") else None
         last = next(err for s, err in reversed(sent) if s == spec) or ""
         raise TeacherUnavailable(spec, url, len(sent), len(outcomes), self.cfg.max_failure_share, last,
                                  self.run_dir, not_sent=len(errors) - len(sent))
