@@ -203,7 +203,7 @@ def first_diagnosis(svc: Services) -> tuple[dict[str, Module], dict[tuple[str, s
     t_scores = scoring.check_all(svc, gate_items, scoring.teacher_answers(svc, gate_items, "examiner", module_of,
                                                                           node="diagnose"))
     for m in modules.values():
-        m.teacher_score = scoring.mean([t_scores[i] for i in m.gate_ids])
+        m.teacher_score = scoring.mean([t_scores[i] for i in m.gate_ids if i in t_scores])  # failed calls skipped
         m.teacher_level_scores = scoring.level_scores(m.gate_ids, m.item_levels, t_scores)
         m.teacher_limited = m.teacher_score < th.teacher_floor
     prior = prerequisite_prior(svc, modules)

@@ -11,7 +11,8 @@ from ioa_state import Item
 
 def teacher_answers(svc: Services, items: list[Item], role: str, module_of: dict[str, str] | None = None,
                     **tag) -> dict[str, str]:
-    """The teacher's greedy answers (with its context); a failed call answers the empty string, counted by the teacher."""
+    """The teacher's greedy answers (with its context), by item id; an item whose call failed has no answer (a failed
+    call is not a wrong answer: scores skip it; too many failures raise TeacherUnavailable in the client)."""
     from agents.teacher import TeacherRequest
 
     context = svc.teacher_context
@@ -22,7 +23,7 @@ def teacher_answers(svc: Services, items: list[Item], role: str, module_of: dict
         reqs.append(TeacherRequest(messages=messages, temperature=0.0, max_tokens=svc.cfg.student.max_new_tokens,
                                    role=role, tag={"item": it.id, "module": (module_of or {}).get(it.id), **tag}))
     replies = svc.teacher.ask(reqs)
-    return {it.id: (r.text or "") for it, r in zip(items, replies)}
+    return {it.id: (r.text or "") for it, r in zip(items, replies) if r.error is None}
 
 
 def student_answers(svc: Services, items: list[Item]) -> dict[str, str]:
@@ -32,7 +33,8 @@ def student_answers(svc: Services, items: list[Item]) -> dict[str, str]:
 
 
 def check_all(svc: Services, items: list[Item], answers: dict[str, str]) -> dict[str, float]:
-    return {it.id: float(svc.pack.check(it, answers[it.id])) for it in items}
+    """Score per item id; items without an answer (a failed teacher call) get no score."""
+    return {it.id: float(svc.pack.check(it, answers[it.id])) for it in items if it.id in answers}
 
 
 def mean(values: list[float]) -> float:

@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     from ioa_state import ConfigError
 
     try:
-        from agents.teacher import BudgetExhausted
+        from agents.teacher import BudgetExhausted, TeacherUnavailable
     except ImportError:  # pragma: no cover - the teacher package always has it
-        BudgetExhausted = RuntimeError  # noqa: N806
+        BudgetExhausted = TeacherUnavailable = RuntimeError  # noqa: N806
     try:
         return args.fn(args)
     except ConfigError as e:
@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         run = getattr(args, "run", None) or getattr(args, "run_id", None) or "RUN"
         print(f"ioa: stopped: {e}; raise it with `ioa resume {run} --budget N`", file=sys.stderr)
         return EXIT_BUDGET
+    except TeacherUnavailable as e:  # the teacher died mid-run: not a result; the last checkpoint is before the node
+        run = getattr(args, "run", None) or (e.run_dir and str(e.run_dir)) or "RUN"
+        print(f"ioa: stopped: {e}; once the server is back, continue with `ioa resume {run}`", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("ioa: interrupted; continue with `ioa resume RUN`", file=sys.stderr)
         return 130

@@ -104,6 +104,9 @@ class TeacherConfig(_Strict):
     token_budget: int | None = Field(None, ge=1, description="stop the run cleanly once this many teacher tokens are spent")
     shared_cache: str | None = Field(None, description="path of a teacher-call cache shared across runs")
     roles: dict[str, str] = Field(default_factory=dict, description="per-role spec overrides, e.g. {judge: 'openai:gpt-4o'}")
+    max_failure_share: float = Field(0.1, ge=0, le=1, description="stop the run (resumable) when more than this share of one teacher batch's calls fail after their retries; 1 never stops")
+    adaptive_concurrency: bool = Field(True, description="halve the requests in flight on a timeout, 429 or 503 and grow back by one after successes (AIMD), between 1 and `concurrency`")
+    concurrency_growth_after: int = Field(8, ge=1, description="successful requests in a row before adaptive concurrency allows one more in flight")
 
 
 class StudentConfig(_Strict):

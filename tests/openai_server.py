@@ -21,12 +21,23 @@ with `inject(...)` (or `faults=` at construction) and consumed one per chat requ
     "bad_schema" a valid reply whose content / tool arguments is JSON that fails the caller's schema
     "disconnect" the connection is closed without any response
 
+Two load modes reproduce an overloaded or dead server:
+
+    lanes=1, latency_s=0.1     serves `lanes` requests at a time, each taking `latency_s`; the rest queue (the time
+                               queued counts toward the client's timeout, and a request the client gave up on is
+                               still served, as llama.cpp's one-slot server does)
+    fault_rate=0.3             each request without a queued fault draws one of `random_faults` with this
+                               probability (seeded by `seed`: the same draws every run)
+    die_after=N                after N chat requests, every request is dropped without a response (a server that
+                               died mid-run); set `die_after = None` to bring it back
+
 A request naming a model the server does not serve gets HTTP 404 (`model_not_found`), as OpenAI answers.
 `model_replier` serves a real local model through `training.generate` (one request at a time, as llama.cpp does).
 """
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -113,6 +124,11 @@ class OpenAIServer:
         hang_s: float = 5.0,
         reject_json_schema: bool = False,
         reject_tools: bool = False,
+        lanes: int | None = None,
+        fault_rate: float = 0.0,
+        random_faults: Iterable[str] = ("500",),
+        seed: int = 0,
+        die_after: int | None = None,
     ) -> None:
         self.reply = reply or echo
         self.models = set(models)
@@ -121,6 +137,11 @@ class OpenAIServer:
         self.hang_s = hang_s
         self.reject_json_schema = reject_json_schema
         self.reject_tools = reject_tools
+        self.lanes = threading.Semaphore(lanes) if lanes else None
+        self.fault_rate = fault_rate
+        self.random_faults = tuple(random_faults)
+        self._rng = random.Random(seed)
+        self.die_after = die_after
         self.in_flight = 0
         self.max_in_flight = 0  # most chat requests being served at once
         self._faults: deque[str] = deque()
@@ -194,6 +215,10 @@ class OpenAIServer:
             self.bodies.append(body)
             self.headers.append(headers)
             fault = self._faults.popleft() if self._faults else None
+            if fault is None and self.fault_rate and self._rng.random() < self.fault_rate:
+                fault = self._rng.choice(self.random_faults)
+            if self.die_after is not None and self.requests > self.die_after:
+                fault = "disconnect"
             if fault:
                 self.fault_log.append(fault)
             return fault
@@ -273,11 +298,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._error(404, f"no route {self.path}", "not_found")
             return
+        if srv.lanes is not None:
+            srv.lanes.acquire()
         srv._enter(+1)
         try:
             self._chat(srv, body)
         finally:
             srv._enter(-1)
+            if srv.lanes is not None:
+                srv.lanes.release()
 
     def _chat(self, srv: OpenAIServer, body: dict) -> None:
         fault = srv._next_fault(body, dict(self.headers.items()))

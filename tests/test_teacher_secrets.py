@@ -7,7 +7,7 @@ import pytest
 from openai_server import OpenAIServer, scripted
 from pydantic import BaseModel
 
-from agents.teacher import RetryPolicy, Teacher, TeacherConfigError, TeacherRequest
+from agents.teacher import RetryPolicy, Teacher, TeacherConfigError, TeacherRequest, TeacherUnavailable
 from agents.teacher.cache import CACHE_FILE
 from agents.teacher.redact import Redactor
 from ioa_state.config import TeacherConfig
@@ -33,10 +33,17 @@ def test_no_secret_in_cache_trace_or_errors(tmp_path, monkeypatch):
         return '{"fact": "water boils at 100 C"}'
 
     with OpenAIServer(leaky, models=["gpt-4o-mini"]) as srv:
-        cfg = TeacherConfig(spec="openai:gpt-4o-mini", base_url=srv.base_url, max_retries=1, timeout_s=2)
+        cfg = TeacherConfig(spec="openai:gpt-4o-mini", base_url=srv.base_url, max_retries=1, timeout_s=2,
+                            max_failure_share=1.0)  # the one failed call is returned, not raised
         t = Teacher(cfg, tmp_path, trace=events.append, retry_policy=RetryPolicy(0.01, 0.02, 0.01))
         ok = t.ask_structured([TeacherRequest([{"role": "user", "content": "a fact"}], 0.5, 32)], Fact)
         bad = t.ask([TeacherRequest([{"role": "user", "content": "leak please"}], 0.5, 32)])
+        down = Teacher(cfg.model_copy(update={"max_failure_share": 0.1}), tmp_path / "down",
+                       retry_policy=RetryPolicy(0.01, 0.02, 0.01))
+        with pytest.raises(TeacherUnavailable) as e:  # raised, it names the error without the key
+            down.ask([TeacherRequest([{"role": "user", "content": "leak please"}], 0.5, 32)])
+        down.close()
+        assert SECRET not in str(e.value) and "[REDACTED]" in str(e.value) and srv.base_url in str(e.value)
         sent = {k.lower(): v for k, v in srv.headers[0].items()}
         assert sent["authorization"] == f"Bearer {SECRET}"  # the key was really used
     assert ok[0].value == Fact(fact="water boils at 100 C")

@@ -12,11 +12,15 @@ What it guarantees:
   `sample_index` makes n samples n different samples: it is part of the cache key, and in-process backends seed each
   row from that key (remote backends rely on temperature > 0).
 - Retries (tenacity) with bounded exponential backoff and jitter, honouring Retry-After; `max_retries` per call and
-  a run-wide `retry_budget`. Rate limits and concurrency in one place (agents/teacher/limits.py).
-- One failed call never raises: its reply has `error` set and is counted in `Usage.failures`. Two things do raise:
-  `TeacherConfigError` when the backend cannot work at all (unknown spec, missing key, HTTP 401/403/404 such as a
-  wrong model name, a local model that does not load), and `BudgetExhausted` when sending a call would spend more
-  than `token_budget` tokens (the calls that fit are made and cached first).
+  a run-wide `retry_budget`. Rate limits and concurrency in one place (agents/teacher/limits.py); with
+  `adaptive_concurrency` a timeout, 429 or 503 halves the requests in flight and successes grow them back (AIMD), each
+  change traced as a `teacher_concurrency` event.
+- A few failed calls never raise: such a reply has `error` set and is counted in `Usage.failures`. Three things do
+  raise: `TeacherConfigError` when the backend cannot work at all (unknown spec, missing key, HTTP 401/403/404 such
+  as a wrong model name, a local model that does not load), `BudgetExhausted` when sending a call would spend more
+  than `token_budget` tokens (the calls that fit are made and cached first), and `TeacherUnavailable` when more than
+  `max_failure_share` of one `ask` / `ask_structured` batch failed after their retries (the teacher is down; the
+  replies that arrived are cached, so a resume pays for none of them again).
 - Structured output (`ask_structured`): the backend's JSON-schema support where it has one, else the schema in the
   prompt and a tolerant parser; up to `max_reasks` re-asks that show the parse error; a value that still fails is
   None with `error` set, never silently replaced.
@@ -49,13 +53,14 @@ from agents.teacher import structured as so
 from agents.teacher.accounting import Accounting
 from agents.teacher.backends import LOCAL_BACKENDS, make_chat_model, parse_spec, with_call_params
 from agents.teacher.cache import CACHE_FILE, TeacherCache, cache_key
-from agents.teacher.errors import BudgetExhausted, TeacherConfigError
+from agents.teacher.errors import BudgetExhausted, TeacherConfigError, TeacherUnavailable
 from agents.teacher.limits import Limiter
 from agents.teacher.parsing import parse_structured
 from agents.teacher.prices import PriceTable
 from agents.teacher.records import StructuredReply, TeacherReply, TeacherRequest
 from agents.teacher.redact import Redactor
-from agents.teacher.retry import RetryBudget, RetryPolicy, is_fatal, is_transient, make_retrying, status_of
+from agents.teacher.retry import (RetryBudget, RetryPolicy, is_fatal, is_transient, make_retrying, overload_reason,
+                                  status_of)
 from ioa_state.config import TeacherConfig
 from ioa_state.state import Usage
 
@@ -63,6 +68,7 @@ log = logging.getLogger(__name__)
 
 _MESSAGE_ROLES = frozenset({"system", "user", "assistant"})
 _ERROR_CHARS = 400
+_DOWN = "not sent: too many calls of this batch failed (teacher down)"
 
 
 @dataclass
@@ -83,10 +89,12 @@ class _Call:
 
 @dataclass
 class _Batch:
-    """State shared by the calls of one _run: stop sending once the backend proved unusable."""
+    """State shared by the calls of one _run: stop sending once the backend proved unusable or down."""
 
+    max_failures: float = math.inf  # more failed calls than this: the teacher is down, send no more
     abort: threading.Event = field(default_factory=threading.Event)
     fatal: TeacherConfigError | None = None
+    failures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, err: TeacherConfigError) -> None:
@@ -94,6 +102,15 @@ class _Batch:
             if self.fatal is None:
                 self.fatal = err
         self.abort.set()
+
+    def failed_call(self) -> None:
+        with self.lock:
+            self.failures += 1
+            if self.failures > self.max_failures:
+                self.abort.set()
+
+    def why_not_sent(self) -> str:
+        return f"not sent: {self.fatal}" if self.fatal else _DOWN
 
 
 class _NotSent(Exception):
@@ -124,7 +141,9 @@ class Teacher:
         self.context = context
         cache_path = Path(cfg.shared_cache).expanduser() if cfg.shared_cache else self.run_dir / CACHE_FILE
         self.cache = TeacherCache(cache_path)
-        self.limiter = Limiter(cfg.concurrency, cfg.requests_per_minute, cfg.tokens_per_minute)
+        self.limiter = Limiter(cfg.concurrency, cfg.requests_per_minute, cfg.tokens_per_minute,
+                               adaptive=cfg.adaptive_concurrency, growth_after=cfg.concurrency_growth_after,
+                               on_change=self._concurrency_changed)
         self.retry_budget = RetryBudget(cfg.retry_budget)
         self.retry_policy = retry_policy or RetryPolicy()
         self.accounts = Accounting(PriceTable(prices), cfg.token_budget)
@@ -235,8 +254,11 @@ class Teacher:
 
     # -- the public calls --------------------------------------------------------------------------------------
     def ask(self, requests: list[TeacherRequest]) -> list[TeacherReply]:
-        """One reply per request, in order. Raises only TeacherConfigError and BudgetExhausted (see module doc)."""
-        return self._run([self._make_call(r) for r in requests])
+        """One reply per request, in order; raises TeacherConfigError, BudgetExhausted, TeacherUnavailable."""
+        calls = [self._make_call(r) for r in requests]
+        replies = self._run(calls, self.cfg.max_failure_share * len(calls))
+        self._check_failures([(c.spec, r.error) for c, r in zip(calls, replies)])
+        return replies
 
     def ask_structured(self, requests: list[TeacherRequest], schema: type[BaseModel]) -> list[StructuredReply]:
         """One schema-valid value (or None with the reason) per request, in order, after up to max_reasks re-asks."""
@@ -246,14 +268,17 @@ class Teacher:
         error: list[str | None] = [None] * n
         reasks = [0] * n
         history: list[list[dict]] = [[] for _ in range(n)]
+        failed: list[tuple[str, str | None]] = [(self.spec_for(r.role), None) for r in requests]
         active = list(range(n))
         for attempt in range(self.cfg.max_reasks + 1):
             if not active:
                 break
             calls = [self._make_call(requests[i], schema, history[i]) for i in active]
-            replies = self._run(calls)
+            so_far = sum(err is not None for _, err in failed)
+            replies = self._run(calls, self.cfg.max_failure_share * n - so_far)
             still = []
             for i, c, rep in zip(active, calls, replies):
+                failed[i] = (c.spec, rep.error)  # the call failed (not: the reply did not parse)
                 if rep.error is not None:
                     error[i] = rep.error
                     continue
@@ -268,10 +293,31 @@ class Teacher:
                     reasks[i] += 1
                     still.append(i)
             active = still
+        self._check_failures(failed)
         return [StructuredReply(value[i], raw[i], self.redactor.text(error[i]), reasks[i]) for i in range(n)]
 
+    # -- failures and concurrency changes ----------------------------------------------------------------------
+    def _check_failures(self, outcomes: list[tuple[str, str | None]]) -> None:
+        """Raise TeacherUnavailable when more than max_failure_share of a batch's calls failed after retries."""
+        errors = [(spec, err) for spec, err in outcomes if err is not None]
+        if not errors or len(errors) <= self.cfg.max_failure_share * len(outcomes):
+            return
+        sent = [(spec, err) for spec, err in errors if err != _DOWN] or errors  # name a real error
+        specs = [spec for spec, _ in sent]
+        spec = max(dict.fromkeys(specs), key=specs.count)  # the backend that failed most
+        backend, _ = parse_spec(spec)
+        url = self.redactor.text(self.cfg.base_url) if backend in ("openai", "openai-compatible") else None
+        last = next(err for s, err in reversed(sent) if s == spec) or ""
+        raise TeacherUnavailable(spec, url, len(sent), len(outcomes), self.cfg.max_failure_share, last,
+                                 self.run_dir, not_sent=len(errors) - len(sent))
+
+    def _concurrency_changed(self, old: int, new: int, reason: str) -> None:
+        log.info("teacher concurrency %d -> %d (%s)", old, new, reason)
+        self._trace_event({"event": "teacher_concurrency", "old": old, "new": new, "reason": reason,
+                           "ceiling": self.cfg.concurrency})
+
     # -- running calls -----------------------------------------------------------------------------------------
-    def _run(self, calls: list[_Call]) -> list[TeacherReply]:
+    def _run(self, calls: list[_Call], max_failures: float = math.inf) -> list[TeacherReply]:
         replies: list[TeacherReply | None] = [None] * len(calls)
         issued: list[int] = []
         same_as: dict[int, int] = {}  # identical requests in one batch are paid once, the copies served from it
@@ -288,7 +334,7 @@ class Teacher:
                 issued.append(i)
             else:
                 skipped += 1
-        batch = _Batch()
+        batch = _Batch(max_failures)
         local: dict[str, list[int]] = {}
         remote: list[int] = []
         for i in issued:
@@ -372,12 +418,13 @@ class Teacher:
             return self._finish_success(c, text, tin, tout, retries[0], time.monotonic() - t0)
         except _NotSent:
             c.est_tokens = reserved
-            return self._finish_failure(c, f"not sent: {batch.fatal}", time.monotonic() - t0, retries[0], sent=False)
+            return self._finish_failure(c, batch.why_not_sent(), time.monotonic() - t0, retries[0], sent=False)
         except Exception as e:
             c.est_tokens = reserved
             msg = self._describe(e, c)
             if is_fatal(e):
                 batch.fail(TeacherConfigError(msg))
+            batch.failed_call()
             return self._finish_failure(c, msg, time.monotonic() - t0, retries[0])
 
     def _send(self, c: _Call, batch: _Batch, retries: list[int]) -> tuple[str, int, int]:
@@ -396,7 +443,13 @@ class Teacher:
                 if batch.abort.is_set():
                     raise _NotSent()
                 with self.limiter.slot(c.est_tokens) as slot:
-                    result = runnable.invoke(c.messages)
+                    try:
+                        result = runnable.invoke(c.messages)
+                    except Exception as e:
+                        if (why := overload_reason(e)) is not None:
+                            slot.overloaded(why)
+                        raise
+                    slot.succeeded()
                     text, msg = so.message_text(result)
                     tin, tout = self._token_counts(c, text, msg)
                     slot.settle(tin + tout)
@@ -460,6 +513,11 @@ class Teacher:
         }
         for k, v in c.request.tag.items():
             event[f"tag_{k}" if k in event else k] = v
+        self._trace_event(event)
+
+    def _trace_event(self, event: dict[str, Any]) -> None:
+        if self.trace is None:
+            return
         event = self.redactor.obj(event)
         with self._trace_lock:
             try:

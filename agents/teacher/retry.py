@@ -1,6 +1,7 @@
 """Which teacher failures are worth retrying, and the tenacity policy that retries them.
 
 Transient: timeouts, dropped connections, HTTP 408/409/429 and 5xx, a truncated or unparsable response body.
+Overload (a timeout, HTTP 429 or 503; `overload_reason`) also halves the client's concurrency (limits.py).
 Fatal for the whole backend (never retried, raised as `TeacherConfigError` by the client): 401, 403, 404 (wrong key,
 no access, a model the server does not serve). Anything else (a 400, a bug) fails that one call.
 
@@ -24,6 +25,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 
 FATAL_STATUS = frozenset({401, 403, 404})
 TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
+OVERLOAD_STATUS = frozenset({429, 503})
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,15 @@ def retry_after_s(exc: BaseException) -> float | None:
 
 def is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, openai.APIStatusError) and status_of(exc) in FATAL_STATUS
+
+
+def overload_reason(exc: BaseException) -> str | None:
+    """Why a failure says the server is overloaded (a timeout, HTTP 429 or 503), or None when it does not."""
+    if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, openai.APIStatusError) and status_of(exc) in OVERLOAD_STATUS:
+        return f"HTTP {status_of(exc)}"
+    return None
 
 
 def is_transient(exc: BaseException) -> bool:
