@@ -115,6 +115,15 @@ class TeacherCall(TraceEvent):
     error: str | None = None
 
 
+class TeacherConcurrency(TraceEvent):
+    """The teacher client changed how many requests it keeps in flight (AIMD: halved on overload, grown on success)."""
+
+    event: Literal["teacher_concurrency"] = "teacher_concurrency"
+    old: int = 0
+    new: int = 0
+    reason: str | None = None
+
+
 class ModuleDiagnosis(TraceEvent):
     """Why a module is deficient or not: teacher and student scores, gap vs tau_gap, teacher floor, severity."""
 
@@ -221,7 +230,7 @@ class ReportEvent(TraceEvent):
 
 EVENT_KINDS: dict[str, type[TraceEvent]] = {
     cls.model_fields["event"].default: cls
-    for cls in (NodeStart, NodeEnd, TeacherCall, ModuleDiagnosis, EdgeEvent, Targets, StagePlanned, Synthesis,
+    for cls in (NodeStart, NodeEnd, TeacherCall, TeacherConcurrency, ModuleDiagnosis, EdgeEvent, Targets, StagePlanned, Synthesis,
                 ItemDroppedEvent, Train, Forgetting, Replan, DecisionEvent, Fallback, ReportEvent)
 }
 

@@ -1,0 +1,190 @@
+"""The LLM2LLM baseline (Lee et al. 2024, "LLM2LLM: Boosting LLMs with Novel Iterative Data Enhancement"; reference
+code SqueezeAILab/LLM2LLM): targeted iterative data augmentation, at a fixed teacher-token budget.
+
+For one random seed, given that seed's finished IOA run (for its modules, test split and optimizer steps):
+
+1. **Seed data**: the teacher answers every seed item greedily, with its context (as every arm's items are the
+   teacher's answers, no arm trains on a reference the others do not see).
+2. **Train** the student from its initial weights on the seed data plus every item written so far, for exactly the
+   IOA run's optimizer steps (`train_sft(..., max_steps=...)`).
+3. **Evaluate** the trained student on the seed items (the pack's checker against each seed's reference, the same
+   knowledge IOA's examiner uses on probe items); the seed items it still gets wrong are the only sources of new data.
+4. **Augment**: for every wrong seed item, the teacher writes `thresholds.samples_per_seed` new questions from the
+   question, the student's wrong answer and the teacher's answer (prompts/llm2llm.txt), and answers each greedily
+   with its context. Exact duplicate questions are dropped. Calls go out in batches whose predicted cost fits the
+   remaining budget (the one-shot arm's predictor, baselines/oneshot.py).
+5. Repeat 2-4 until the budget cannot pay another pair, nothing is wrong any more, or `MAX_ROUNDS`; the last
+   trained student is scored on the test split.
+
+The budget counts every teacher token: seed answers, rewrites and their answers, at what each call cost when it was
+first paid (a rerun from the cache takes the same decisions). The report's `optimizer_steps` is the final student's
+(the IOA run's); `baseline.optimizer_steps_total` counts every round's training. The run directory holds what the
+one-shot arm's does, with items per round (items/llm2llm-r<k>.jsonl).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from agents.runtime import Services, write_json, write_jsonl
+from baselines.oneshot import (ROLE, SEED_STRIDE, _Phase, _PairCosts, _score_test, _services, _Writer,
+                               build_oneshot_report)
+from ioa_state import ConfigError, Item, RunConfig
+
+MAX_ROUNDS = 8  # a safety cap; the budget usually ends the loop first
+
+
+class _Augmenter(_Writer):
+    """The teacher requests of LLM2LLM: seed answers, and new questions written from wrong answers."""
+
+    def seed_answer(self, src: Item):
+        return self.answer(self.svc.pack.format_prompt(src), src, 0)
+
+    def rewrite(self, src: Item, wrong: str, teacher_answer: str, round_no: int, j: int):
+        from agents.item_checks import first_sentence
+        from agents.teacher import TeacherRequest
+        from prompts import render
+
+        p = render("llm2llm", question=self.svc.pack.format_prompt(src), wrong=first_sentence(wrong),
+                   answer=first_sentence(teacher_answer))
+        req = TeacherRequest(messages=self.sys_msg + [{"role": "user", "content": p.text}],
+                             temperature=self.cfg.teacher.temperature, max_tokens=self.cfg.teacher.question_max_tokens,
+                             sample_index=self.cfg.seed * SEED_STRIDE + round_no * 1000 + j, role=ROLE,
+                             tag={"item": src.id, "template": p.template, "step": "question", "baseline": "llm2llm",
+                                  "round": round_no})
+        return src, req, p.template
+
+
+def wrong_seeds(svc: Services, seeds: list[Item]) -> dict[str, str]:
+    """seed id -> the student's answer, for every seed item the student gets wrong (checker < 1)."""
+    from agents import scoring
+
+    answers = scoring.student_answers(svc, seeds)
+    scores = scoring.check_all(svc, seeds, answers)
+    return {s.id: answers[s.id] for s in seeds if scores[s.id] < 1.0}
+
+
+def augment(w: _Augmenter, costs: _PairCosts, wrong: dict[str, str], teacher_answers: dict[str, str], round_no: int,
+            budget_left: int, seen: set[str]) -> tuple[list[dict], list[dict], int]:
+    """Step 4: new items from the wrong seed items only, within `budget_left` tokens; (kept, dropped, spent)."""
+    from baselines.oneshot import _answers, _questions
+
+    by_id = {s.id: s for s in w.seeds}
+    plan = [(by_id[i], j) for i in sorted(wrong) for j in range(w.cfg.thresholds.samples_per_seed)]
+    kept: list[dict] = []
+    dropped: list[dict] = []
+    spent, pos = 0, 0
+    while pos < len(plan):
+        k = min(costs.batch_size(pos, budget_left - spent), len(plan) - pos)
+        if k == 0:
+            break
+        batch = [w.rewrite(src, wrong[src.id], teacher_answers[src.id], round_no, j) for src, j in plan[pos:pos + k]]
+        q_replies = w.svc.teacher.ask([req for _, req, _ in batch])
+        cost = [r.tokens_in + r.tokens_out for r in q_replies]
+        spent += w.count(q_replies)
+        todo = _questions(batch, q_replies, seen, dropped)
+        a_replies = w.svc.teacher.ask([w.answer(q, batch[bi][0], round_no) for bi, q in todo])
+        spent += w.count(a_replies)
+        _answers(batch, todo, a_replies, cost, costs, kept, dropped)
+        costs.observe(pos, cost, {bi for bi, _ in todo})
+        pos += k
+        if sum(cost) == 0:
+            break
+    for r in kept:
+        r["id"] = f"llm2llm-r{round_no}-{r['id'].split('-')[-1]}"
+        r["baseline"] = "llm2llm"
+    return kept, dropped, spent
+
+
+def _seed_data(w: _Augmenter, svc: Services) -> tuple[list[dict], dict[str, str], int]:
+    """Step 1: the teacher's answers to the seed items (training items, and the 'correct answer' LLM2LLM shows)."""
+    replies = svc.teacher.ask([w.seed_answer(s) for s in w.seeds])
+    spent = w.count(replies)
+    answers = {s.id: (r.text or "").strip() for s, r in zip(w.seeds, replies)}
+    items = [{"id": f"llm2llm-seed-{i}", "source": s.id, "module": s.category, "round": 0,
+              "prompt": svc.pack.format_prompt(s), "answer": answers[s.id], "reference": None,
+              "question_template": None, "adaptations": [], "verification": {"method": "none"}}
+             for i, s in enumerate(w.seeds) if answers[s.id]]
+    return items, answers, spent
+
+
+def _train_round(svc: Services, pool: list[dict], steps: int, round_no: int):
+    from training.trainer import train_sft
+
+    svc.student.load(None)  # every round starts again from the initial weights (LLM2LLM retrains from scratch)
+    examples = [{"prompt": r["prompt"], "answer": r["answer"]} for r in pool]
+    svc.student.model, stats = train_sft(svc.student.model, svc.student.tokenizer, examples, svc.cfg.student,
+                                         seed=svc.cfg.seed * 1000 + 1 + round_no, max_steps=steps)
+    return stats
+
+
+def run_llm2llm(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: Callable[[str], None] | None = None,
+                budget: int | None = None, steps: int | None = None) -> tuple[Path, dict]:
+    """The LLM2LLM baseline for `cfg`'s seed against the finished IOA run in `ioa_run_dir`; returns
+    (run directory, report). `budget` and `steps` default to the IOA report's teacher_tokens and optimizer_steps."""
+    from baselines.oneshot import _ioa_run
+    from training.checkpoints import save_student
+
+    progress = progress or (lambda m: None)
+    ioa_report, ioa_state = _ioa_run(Path(ioa_run_dir))
+    budget = int(ioa_report["teacher_tokens"] if budget is None else budget)
+    steps = int(ioa_report["optimizer_steps"] if steps is None else steps)
+    if steps <= 0:
+        raise ConfigError(f"the LLM2LLM baseline trains for the IOA run's optimizer steps, and {ioa_run_dir} has none")
+    cfg = cfg.model_copy(update={"run_id": run_id, "teacher": cfg.teacher.model_copy(update={"token_budget": None})})
+    run_dir = Path(cfg.runs_dir) / run_id
+    svc = _services(cfg, run_dir, progress)
+    trace, w = svc.trace, _Augmenter(svc)
+    costs = _PairCosts(1, w.upper_bound)  # one slot: every pair is predicted at the largest pair cost seen
+    try:
+        with _Phase(trace, "synthesize"):
+            pool, teacher_answers, spent = _seed_data(w, svc)
+            write_jsonl(run_dir, "items/llm2llm-r0.jsonl", pool, kind="items")
+        rounds, dropped, seen, stats, total_steps = 0, [], {r["prompt"].strip().casefold() for r in pool}, None, 0
+        while True:
+            with _Phase(trace, "train"):
+                stats = _train_round(svc, pool, steps, rounds)
+                total_steps += stats.steps
+            trace.emit("train", node="train", round=rounds, items=len(pool), steps=stats.steps,
+                       loss_first=stats.losses[0] if stats.losses else None,
+                       loss_last=stats.losses[-1] if stats.losses else None)
+            rounds += 1
+            with _Phase(trace, "examine"):
+                wrong = wrong_seeds(svc, w.seeds)
+            if not wrong or rounds >= MAX_ROUNDS:
+                break
+            with _Phase(trace, "synthesize"):
+                new, bad, cost = augment(w, costs, wrong, teacher_answers, rounds, budget - spent, seen)
+                spent += cost
+                dropped += bad
+                write_jsonl(run_dir, f"items/llm2llm-r{rounds}.jsonl", new, kind="items")
+            trace.emit("synthesis", node="synthesize", round=rounds, wrong=len(wrong), kept=len(new),
+                       dropped=len(bad), spent=spent, budget=budget)
+            progress(f"llm2llm round {rounds}: {len(wrong)} seed items wrong, {len(new)} new items, "
+                     f"{spent}/{budget} teacher tokens")
+            if not new:
+                break
+            pool += new
+        write_jsonl(run_dir, "items/llm2llm-dropped.jsonl", dropped, kind="items")
+        save_student(svc.student.model, svc.student.tokenizer, run_dir / "student" / "final")
+        with _Phase(trace, "report") as phase:
+            after = _score_test(svc, ioa_state)
+            data = build_oneshot_report(run_id, ioa_state, ioa_report, after, cfg.thresholds.eps, {
+                "spent": spent, "usage": {ROLE: w.usage}, "optimizer_steps": stats.steps, "budget": budget,
+                "target_steps": steps, "pairs": len(pool), "rounds": rounds, "kept": len(pool),
+                "dropped": len(dropped), "drop_reasons": dict(Counter(d["reason"].split(":")[0] for d in dropped)),
+                "loss_first": stats.losses[0] if stats.losses else None,
+                "loss_last": stats.losses[-1] if stats.losses else None})
+            data["arm"] = "llm2llm"
+            data["baseline"].update({"optimizer_steps_total": total_steps, "training_rounds": rounds,
+                                     "reference": "Lee et al. 2024, arXiv 2403.15042 (SqueezeAILab/LLM2LLM)"})
+            data["wall_s"] = round(trace.node_seconds() + time.perf_counter() - phase.t0, 1)
+            write_json(run_dir, "report.json", data, kind="report")
+        trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
+        return run_dir, json.loads((run_dir / "report.json").read_text())
+    finally:
+        svc.teacher.close()
+        trace.close()
