@@ -111,8 +111,8 @@ def execute(svc: Services, run_id: str, fresh: bool) -> LearnerState:
     cfg = thread(run_id)
     if not fresh:
         snap = graph.get_state(cfg)
-        if snap.values:
-            svc.teacher.restore_usage(LearnerState.model_validate(snap.values).usage)
+        # also before the first checkpoint: the calls a killed first node paid are this run's spend
+        svc.teacher.restore_usage(LearnerState.model_validate(snap.values).usage if snap.values else {})
         if not snap.next and snap.values:
             return LearnerState.model_validate(snap.values)
     inp = LearnerState(run_id=run_id) if fresh or not graph.get_state(cfg).values else None

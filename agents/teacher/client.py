@@ -124,6 +124,7 @@ class Teacher:
         self.context = context
         cache_path = Path(cfg.shared_cache).expanduser() if cfg.shared_cache else self.run_dir / CACHE_FILE
         self.cache = TeacherCache(cache_path)
+        self.payer = str(self.run_dir.resolve())  # who paid for a cache row: this run, or another on a shared cache
         self.limiter = Limiter(cfg.concurrency, cfg.requests_per_minute, cfg.tokens_per_minute)
         self.retry_budget = RetryBudget(cfg.retry_budget)
         self.retry_policy = retry_policy or RetryPolicy()
@@ -175,8 +176,9 @@ class Teacher:
         return self.accounts.spent_tokens
 
     def restore_usage(self, usage: dict[str, Usage]) -> None:
-        """Continue a resumed run's accounting: its budget and retry budget stay spent."""
-        self.accounts.restore(usage)
+        """Continue a resumed run's accounting: its budget and retry budget stay spent, and the calls its killed
+        attempt paid after the checkpoint count (see agents/teacher/accounting.py)."""
+        self.accounts.restore(usage, self.cache.paid_by(self.payer))
         self.retry_budget.used = min(self.retry_budget.total, sum(u.retries for u in usage.values()))
 
     def close(self) -> None:
@@ -322,7 +324,8 @@ class Teacher:
         hit = self.cache.get(c.key)
         if hit is None:
             return None
-        self.accounts.record_cached(c.request.role, c.spec)
+        if not self.accounts.take_owed(c.key):  # an owed call was counted as paid when the run resumed
+            self.accounts.record_cached(c.request.role, c.spec)
         reply = TeacherReply(hit.text, hit.tokens_in, hit.tokens_out, True, 0, 0.0, None)
         self._emit(c, reply)
         return reply
@@ -433,7 +436,8 @@ class Teacher:
 
     # -- finishing calls ---------------------------------------------------------------------------------------
     def _finish_success(self, c: _Call, text: str, tin: int, tout: int, retries: int, latency: float) -> TeacherReply:
-        self.cache.put(c.key, text, tin, tout, backend=c.backend, model=c.model)  # committed before we return
+        self.cache.put(c.key, text, tin, tout, backend=c.backend, model=c.model, payer=self.payer,
+                       role=c.request.role)  # committed before we return
         self.accounts.release(c.est_tokens)
         self.accounts.record_call(c.request.role, c.spec, c.backend, c.model, tin, tout, retries, failed=False)
         reply = TeacherReply(text, tin, tout, False, retries, latency, None)
