@@ -78,6 +78,7 @@ def load_task(cfg: RunConfig):
 def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None] | None = None,
                   echo: Callable[[dict], None] | None = None, task=None) -> Services:
     """Task pack, items, teacher, student and trace for a run (no model is loaded yet)."""
+    from agents.progress import teacher_progress
     from agents.teacher import Teacher
     from training.student import Student
 
@@ -88,7 +89,7 @@ def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None]
         event = dict(event)
         trace.emit(event.pop("event", "teacher_call"), **event)
 
-    teacher = Teacher(cfg.teacher, run_dir, trace=teacher_event)
+    teacher = Teacher(cfg.teacher, run_dir, trace=teacher_event, progress=teacher_progress())
     student = Student(cfg.student, run_dir, seed=cfg.seed)
     return Services(cfg=cfg, run_dir=run_dir, pack=pack, items=items, teacher=teacher, student=student, trace=trace,
                     progress=progress or (lambda msg: None))

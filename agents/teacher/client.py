@@ -112,8 +112,10 @@ class Teacher:
         context: str | None = None,
         prices: Mapping | str | Path | None = None,
         retry_policy: RetryPolicy | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.progress = progress  # (done, total, tokens_out) per finished call of a batch, from 0 (see _ticker)
         self.run_dir = Path(run_dir)
         self.trace = trace
         self._models: dict[str, BaseChatModel] = {}
@@ -273,8 +275,22 @@ class Teacher:
         return [StructuredReply(value[i], raw[i], self.redactor.text(error[i]), reasks[i]) for i in range(n)]
 
     # -- running calls -----------------------------------------------------------------------------------------
+    def _ticker(self, total: int) -> Callable[[TeacherReply | None], None]:
+        """Calls `progress(done, total, tokens_out)`: once now (done 0), then per finished call (None: not sent)."""
+        if self.progress is None or not total:
+            return lambda reply: None
+        lock, done = threading.Lock(), [0]
+        self.progress(0, total, 0)
+
+        def tick(reply: TeacherReply | None) -> None:
+            with lock:
+                done[0] += 1
+                self.progress(done[0], total, 0 if reply is None or reply.cached else reply.tokens_out)
+        return tick
+
     def _run(self, calls: list[_Call]) -> list[TeacherReply]:
         replies: list[TeacherReply | None] = [None] * len(calls)
+        tick = self._ticker(len(calls))
         issued: list[int] = []
         same_as: dict[int, int] = {}  # identical requests in one batch are paid once, the copies served from it
         first: dict[str, int] = {}
@@ -283,6 +299,7 @@ class Teacher:
             hit = self._from_cache(c)
             if hit is not None:
                 replies[i] = hit
+                tick(hit)
             elif c.key in first:
                 same_as[i] = first[c.key]
             elif self.accounts.reserve(c.est_tokens):
@@ -290,6 +307,7 @@ class Teacher:
                 issued.append(i)
             else:
                 skipped += 1
+                tick(None)
         batch = _Batch()
         local: dict[str, list[int]] = {}
         remote: list[int] = []
@@ -298,13 +316,19 @@ class Teacher:
         for spec, idxs in local.items():
             for i, rep in zip(idxs, self._run_local(spec, [calls[i] for i in idxs], batch)):
                 replies[i] = rep
+                tick(rep)
         if remote:
             workers = min(self.cfg.concurrency, len(remote))
+
+            def send(i: int) -> TeacherReply:
+                rep = self._run_remote(calls[i], batch)
+                tick(rep)
+                return rep
             if workers == 1:
-                outs = [self._run_remote(calls[i], batch) for i in remote]
+                outs = [send(i) for i in remote]
             else:
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="teacher") as pool:
-                    outs = list(pool.map(lambda i: self._run_remote(calls[i], batch), remote))
+                    outs = list(pool.map(send, remote))
             for i, rep in zip(remote, outs):
                 replies[i] = rep
         for i, j in same_as.items():
@@ -314,6 +338,7 @@ class Teacher:
                 self._emit(calls[i], replies[i])
             else:
                 replies[i] = replies[j]
+            tick(replies[i])
         if batch.fatal is not None:
             raise batch.fatal
         if skipped:
