@@ -158,6 +158,8 @@ def test_a_run_killed_twice_in_synthesis_reports_the_same_spend(tmp_path, monkey
         events = [json.loads(x) for x in (runs / run_id / "trace.jsonl").read_text().splitlines() if x.strip()]
         return sum(e["tokens_in"] + e["tokens_out"] for e in events if e["event"] == "teacher_call" and not e["cached"])
 
+    print(f"teacher_tokens: uninterrupted {whole['teacher_tokens']}, killed twice {killed['teacher_tokens']}; "
+          f"paid in trace.jsonl: {paid_in_trace('whole')} / {paid_in_trace('killed')}")
     assert paid_in_trace("killed") == paid_in_trace("whole")  # the same calls were paid, once each
     assert [d["kind"] for d in killed["decisions"]] == [d["kind"] for d in whole["decisions"]]
     assert killed["teacher_tokens"] == whole["teacher_tokens"] == paid_in_trace("whole")
