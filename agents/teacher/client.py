@@ -22,6 +22,8 @@ What it guarantees:
   None with `error` set, never silently replaced.
 - Accounting per role (`usage`, the state's `Usage`) and per backend spec (`usage_by_backend`), with dollar costs
   from a price table (agents/teacher/prices.py).
+- `progress(done, total, tokens_out)` (optional) is called when a batch starts (done 0) and as each of its calls
+  finishes, for a caller's progress bar (agents/progress.py); in-process backends finish their calls together.
 - `trace(event)` gets one dict per teacher call (cache hits included). No API key or Authorization header ever
   reaches a trace event, a cache row or an error string.
 - `context=` (optional) is a system prompt the client adds to every request: merged into the request's first system
