@@ -27,8 +27,14 @@ def teacher_answers(svc: Services, items: list[Item], role: str, module_of: dict
 
 
 def student_answers(svc: Services, items: list[Item]) -> dict[str, str]:
-    """The student's greedy answers, no context."""
-    texts = svc.student.answer([svc.pack.format_prompt(it) for it in items])
+    """The student's greedy answers, no context (with a progress bar on a terminal)."""
+    from agents.progress import exam_bar
+
+    bar, on_batch = exam_bar("student answers", len(items))
+    try:
+        texts = svc.student.answer([svc.pack.format_prompt(it) for it in items], on_batch=on_batch)
+    finally:
+        bar.close()
     return {it.id: t for it, t in zip(items, texts)}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 
+from agents.progress import train_progress
 from agents.runtime import Services, read_jsonl
 from ioa_state import LearnerState
 
@@ -40,8 +41,9 @@ def train(state: LearnerState, svc: Services) -> dict:
     examples = [{"prompt": r["prompt"], "answer": r["answer"]} for r in current + replay]
     svc.progress(f"train round {round_no}: {len(current)} items + {len(replay)} replay")
     svc.student.load(state.student)
+    lines = lambda s, n, loss: svc.progress(f"  step {s}/{n} loss {loss:.3f}") if s == n or s % 10 == 0 else None  # noqa: E731
     stats = svc.student.train(examples, seed=cfg.seed * 1000 + round_no,
-                              progress=lambda s, n, loss: svc.progress(f"  step {s}/{n} loss {loss:.3f}") if s == n or s % 10 == 0 else None)
+                              progress=train_progress(f"train round {round_no}", also=lines))
     ref = svc.student.save(f"student/round-{round_no:03d}", round_no)
     history = (state.student_history + [ref])[-KEEP_CHECKPOINTS:]
     svc.student.prune(history)

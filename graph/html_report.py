@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from graph import trace_cli
+from graph.stage_history import call_place, stage_history, stage_label
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22"]
@@ -99,30 +100,32 @@ def mastery_series(state: dict, eps: float = 1e-6) -> tuple[list[str], dict[str,
 
 
 def token_table(events: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], int], dict[str, int]]:
-    """Teacher tokens paid (cache hits excluded) per (stage label, role), from the trace's teacher calls."""
+    """Teacher tokens paid (cache hits excluded) per (stage label, role), from the trace's teacher calls; a stage is
+    keyed by (cycle, stage), so stage 0 of cycle 1 is not added to stage 0 of cycle 0."""
+    calls = [ev for ev in events if ev.get("event") == "teacher_call"]
+    places = [call_place(ev) for ev in calls]
+    cycles = len({c for _, c, _ in places}) > 1 or any(c for _, c, _ in places)
+
+    def label(kind: str, cycle: int, stage: int | None) -> str:
+        if kind == "stage":
+            return stage_label(cycle, stage, cycles)
+        return f"diagnosis c{cycle}" if kind == "diagnosis" else kind
+
     data: dict[tuple[str, str], int] = defaultdict(int)
     cached: dict[str, int] = defaultdict(int)
     stages: list[str] = []
     roles: list[str] = []
-    for ev in events:
-        if ev.get("event") != "teacher_call":
-            continue
-        node = ev.get("_node")
-        if ev.get("stage") is not None:
-            label = f"stage {ev['stage']}"
-        elif node == "diagnose" or ev.get("_stage") is None:
-            label = f"diagnosis c{ev.get('_cycle') or 0}" if node in (None, "diagnose") else str(node)
-        else:
-            label = f"stage {ev['_stage']}"
-        role = str(ev.get("role") or "?")
-        if label not in stages:
-            stages.append(label)
+    for ev, place in zip(calls, places):
+        lab, role = label(*place), str(ev.get("role") or "?")
+        if lab not in stages:
+            stages.append(lab)
         if role not in roles:
             roles.append(role)
+        tokens = int(ev.get("tokens_in") or 0) + int(ev.get("tokens_out") or 0)
         if ev.get("cached"):
-            cached[label] += int(ev.get("tokens_in") or 0) + int(ev.get("tokens_out") or 0)
+            cached[lab] += tokens
         else:
-            data[(label, role)] += int(ev.get("tokens_in") or 0) + int(ev.get("tokens_out") or 0)
+            data[(lab, role)] += tokens
     return stages, roles, dict(data), dict(cached)
 
 
@@ -196,22 +199,29 @@ def mastery_chart(state: dict, th: dict) -> str:
     return _svg("mastery", w, h, body, "mastery ratio per module over rounds")
 
 
-def graph_chart(state: dict, th: dict) -> str:
+def stage_columns(state: dict, events: list[dict] | None = None) -> list[tuple[str, list[str]]]:
+    """One (title, modules) column per (cycle, stage) the run planned, earlier cycles included, in order; the
+    modules never in a stage last."""
+    history = stage_history(state, events)
+    cycles = len({r["cycle"] for r in history}) > 1 or any(r["cycle"] for r in history)
+    columns = [(f"{stage_label(r['cycle'], r['stage'], cycles)} ({r['status']})", list(r["modules"])) for r in history]
+    placed = {k for _, ms in columns for k in ms}
+    rest = [k for k in sorted(state.get("modules") or {}) if k not in placed]
+    return columns + ([("not in a stage", rest)] if rest else [])
+
+
+def graph_chart(state: dict, th: dict, events: list[dict] | None = None) -> str:
     modules = sorted((state.get("modules") or {}))
     if not modules:
         return _empty("graph", "no modules yet")
-    stages = state.get("stages") or []
-    columns: list[tuple[str, list[str]]] = [(f"stage {s['index']} ({s['status']})", list(s["modules"])) for s in stages]
-    placed = {k for _, ms in columns for k in ms}
-    rest = [k for k in modules if k not in placed]
-    if rest:
-        columns.append(("not in a stage", rest))
+    columns = stage_columns(state, events)
     bw, bh, gx, gy, top = 176, 50, 150, 62, 44
     rows = max(len(ms) for _, ms in columns)
     w = max(420, 30 + len(columns) * (bw + gx) - gx + 30)
     col_bottom = top + rows * (bh + gy) - gy + 14
     h = col_bottom + 30
-    pos = {}
+    pos: dict[str, tuple[float, float]] = {}
+    boxes: list[tuple[str, float, float]] = []
     body = ['<defs><marker id="arrow-kept" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="11" markerHeight="11" '
             'markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker>'
             '<marker id="arrow-weak" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" markerHeight="10" '
@@ -222,7 +232,8 @@ def graph_chart(state: dict, th: dict) -> str:
                     f'fill="{"#f6f7fb" if title != "not in a stage" else "#fbfbf6"}" stroke="#dde"/>')
         body.append(_text(x + bw / 2, top - 12, title, "middle", "colhead", size=12))
         for r, k in enumerate(ms):
-            pos[k] = (x, top + r * (bh + gy))
+            boxes.append((k, x, top + r * (bh + gy)))
+            pos[k] = boxes[-1][1:]  # edges join a module's latest stage
     for e in state.get("edges") or []:
         if e["src"] not in pos or e["dst"] not in pos:
             continue
@@ -256,8 +267,8 @@ def graph_chart(state: dict, th: dict) -> str:
         body.append(f'<rect x="{lx - 15:.1f}" y="{ly - 9:.1f}" width="30" height="14" rx="3" fill="#fff" opacity="0.9"/>')
         body.append(_text(lx, ly + 2, f"{e['strength']:.2f}", "middle", size=10,
                           extra=f'style="fill:{"#333" if kept else "#999"}"'))
-    for k, (x, y) in pos.items():
-        m = state["modules"][k]
+    for k, x, y in boxes:
+        m = state["modules"].get(k, {})
         st = _status(state, k)
         ps = last_score(state, k)
         ratio = None if ps is None else ps / max(m.get("teacher_score") or 0.0, 1e-6)
@@ -347,10 +358,10 @@ def items_chart(events: list[dict]) -> str:
     rounds: list[str] = []
     kept: dict[str, int] = defaultdict(int)
     dropped: dict[str, int] = defaultdict(int)
-    for ev in events:
-        if ev.get("event") != "synthesis":
-            continue
-        label = f"s{ev.get('stage')} r{ev.get('round')} {ev.get('module')}"
+    synth = [ev for ev in events if ev.get("event") == "synthesis"]
+    cycles = any(ev.get("cycle") for ev in synth)
+    for ev in synth:
+        label = f"{'c%s ' % ev.get('cycle') if cycles else ''}s{ev.get('stage')} r{ev.get('round')} {ev.get('module')}"
         if label not in rounds:
             rounds.append(label)
         kept[label] += int(ev.get("kept") or 0)
@@ -373,12 +384,12 @@ def decision_chart(state: dict) -> str:
     for i, d in enumerate(decisions):
         x = 50 + i * step if n > 1 else w / 2
         color = DECISION_COLORS.get(d["kind"], "#555")
-        if d.get("stage") != prev_stage:
+        if (d.get("cycle"), d.get("stage")) != prev_stage:  # stage 0 of a new cycle is a new stage
             body.append(_text(x, 18, f"stage {d.get('stage')}" + (f" · cycle {d['cycle']}" if d.get("cycle") else ""),
                               "middle", "muted", size=10))
-            prev_stage = d.get("stage")
+            prev_stage = (d.get("cycle"), d.get("stage"))
         body.append(f'<circle class="mark decision" cx="{x:.1f}" cy="{y}" r="9" fill="{color}" stroke="#fff" '
-                    f'stroke-width="2"><title>{esc(d["kind"])} (stage {esc(d.get("stage"))}, round {esc(d.get("round"))}): '
+                    f'stroke-width="2"><title>{esc(d["kind"])} (cycle {esc(d.get("cycle"))}, stage {esc(d.get("stage"))}, round {esc(d.get("round"))}): '
                     f'{esc(d["reason"])}</title></circle>')
         body.append(_text(x, y + 5, str(i + 1), "middle", size=9, extra='style="fill:#fff" font-weight="700"'))
         body.append(_text(x, y - 16, d["kind"], "middle", size=11, extra=f'style="fill:{color}" font-weight="600"'))
@@ -555,7 +566,7 @@ def render_html(run_dir: Path, state=None) -> str:
         f"<section><h2>Mastery ratio per module over rounds</h2>{mastery_chart(state, th)}"
         f"<p class='caption'>P_S / P_T on each module's gate items at every diagnosis and exam; a stage passes when "
         f"all its modules reach tau_mastery; below tau_low items are shaped for a weaker student.</p></section>",
-        f"<section><h2>Prerequisite graph and stages</h2>{graph_chart(state, th)}"
+        f"<section><h2>Prerequisite graph and stages</h2>{graph_chart(state, th, events)}"
         f"<p class='caption'>Columns are curriculum stages in order; edge width and label give the strength "
         f"((n_obs·measured + 2·prior)/(n_obs + 2)); kept when above tau_dep {esc(th.get('tau_dep'))}. Hover for the numbers.</p></section>",
         "<div class='grid'>",

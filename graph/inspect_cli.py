@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graph import trace_cli
+from graph.stage_history import plan_cycle, stage_history
 
 
 def add_commands(sub) -> None:
@@ -130,10 +131,11 @@ def summary(v: dict, eps: float = 1e-6) -> dict:
         "modules": mods,
         "edges_kept": [f"{e['src']}->{e['dst']} ({e['strength']:.2f})" for e in v.get("edges") or [] if e.get("kept")],
         "edges_not_kept": [f"{e['src']}->{e['dst']} ({e['strength']:.2f})" for e in v.get("edges") or [] if not e.get("kept")],
-        "stages": [{"index": s["index"], "modules": s["modules"], "status": s["status"], "rounds": s["rounds"],
-                    "min_ratio_history": s["min_ratio_history"]} for s in v.get("stages") or []],
-        "decisions": [{"kind": d["kind"], "stage": d["stage"], "round": d["round"], "reason": d["reason"]}
-                      for d in v.get("decisions") or []],
+        "stages": [{"cycle": plan_cycle(v), "index": s["index"], "modules": s["modules"], "status": s["status"],
+                    "rounds": s["rounds"], "min_ratio_history": s["min_ratio_history"]} for s in v.get("stages") or []],
+        "stage_history": stage_history(v),  # earlier cycles' stages too (the state keeps only the latest plan)
+        "decisions": [{"kind": d["kind"], "cycle": d["cycle"], "stage": d["stage"], "round": d["round"],
+                       "reason": d["reason"]} for d in v.get("decisions") or []],
         "tokens": {r: u["tokens_in"] + u["tokens_out"] for r, u in usage.items()},
         "teacher_calls": {r: u["calls"] for r, u in usage.items()},
         "item_files": [r["path"] for r in v.get("item_files") or []],
@@ -166,12 +168,14 @@ def format_summary(step: Step) -> str:
             lines.append(f"  {k[:17]:<18}{_f(m['P_T']):>6}{_f(m['P_S']):>6}{_f(m['ratio']):>7}{_f(m['gap']):>6}"
                          f"{_f(m['level']):>5}  {m['status']:<16}{m['P_S_at'] or '-'}")
     lines.append(f"edges kept: {', '.join(s['edges_kept']) or '-'}; not kept: {', '.join(s['edges_not_kept']) or '-'}")
-    for st in s["stages"]:
-        hist = ", ".join(f"{x:.2f}" for x in st["min_ratio_history"]) or "-"
-        lines.append(f"stage {st['index']}: {', '.join(st['modules'])} - {st['status']}, {st['rounds']} rounds, "
-                     f"min ratio per round: {hist}")
+    current = {(st["cycle"], st["index"]): st for st in s["stages"]}
+    for h in s["stage_history"]:
+        st = current.get((h["cycle"], h["stage"]))
+        hist = (", min ratio per round: " + (", ".join(f"{x:.2f}" for x in st["min_ratio_history"]) or "-")) if st else ""
+        lines.append(f"cycle {h['cycle']} stage {h['stage']}: {', '.join(h['modules'])} - {h['status']}, "
+                     f"{h['rounds']} rounds{hist}")
     for d in s["decisions"]:
-        lines.append(f"decision {d['kind']} (stage {d['stage']}, round {d['round']}): {d['reason']}")
+        lines.append(f"decision {d['kind']} (cycle {d['cycle']}, stage {d['stage']}, round {d['round']}): {d['reason']}")
     lines.append("teacher tokens: " + (", ".join(f"{r} {t} ({s['teacher_calls'][r]} calls)" for r, t in s["tokens"].items())
                                        or "-") + f"; total {sum(s['tokens'].values())}")
     lines.append(f"item files: {len(s['item_files'])} kept, {len(s['dropped_files'])} dropped"
@@ -182,7 +186,8 @@ def format_summary(step: Step) -> str:
 
 
 # -- diff ---------------------------------------------------------------------------------------------------------
-LIST_KEYS = {"stages": lambda e: f"stage {e.get('index')}", "edges": lambda e: f"{e.get('src')}->{e.get('dst')}"}
+LIST_KEYS = {"stages": lambda e: f"c{e.get('cycle')} stage {e.get('index')}" if "cycle" in e else f"stage {e.get('index')}",
+             "edges": lambda e: f"{e.get('src')}->{e.get('dst')}"}
 LABELS = {
     "decisions": lambda e: f"{e['kind']} (cycle {e['cycle']}, stage {e['stage']}, round {e['round']}): {e['reason']}",
     "observations": lambda e: f"{e['source']} observation (cycle {e['cycle']}, round {e['round']}): "
@@ -242,6 +247,14 @@ def diff(a, b, path: str = "") -> list[dict]:
     return out
 
 
+def with_plan_cycle(v: dict) -> dict:
+    """The state with each stage tagged by its plan's cycle, so that a diff keys stages by (cycle, stage)."""
+    if not v.get("stages"):
+        return v
+    c = plan_cycle(v)
+    return {**v, "stages": [{"cycle": c, **s} for s in v["stages"]]}
+
+
 def format_change(c: dict) -> str:
     field = c["path"].split(".")[0].split("[")[0]
     label = LABELS.get(field) if c["path"] == field else None
@@ -262,7 +275,7 @@ def cmd_inspect(args) -> int:
     steps = history(run_dir)
     if args.diff:
         a, b = _pick(steps, args.diff[0]), _pick(steps, args.diff[1])
-        changes = diff(a.values, b.values)
+        changes = diff(with_plan_cycle(a.values), with_plan_cycle(b.values))
         if args.json:
             print(json.dumps({"from": a.row(), "to": b.row(), "changes": changes}, ensure_ascii=False, default=str))
             return 0

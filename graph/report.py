@@ -10,6 +10,7 @@ import time
 
 from agents import scoring
 from agents.runtime import Services, write_json
+from graph.stage_history import call_place, stage_history, stages_of
 from ioa_state import LearnerState
 
 
@@ -32,7 +33,10 @@ def summary(rows: list[dict], t: float, b: float, a: float, eps: float) -> dict:
     }
 
 
-def build_report(state: LearnerState, after: dict[str, float], eps: float) -> dict:
+def build_report(state: LearnerState, after: dict[str, float], eps: float, events: list[dict] | None = None) -> dict:
+    """report.json's data; `events` (the trace) adds stages planned but never examined to `stages`."""
+    history = stage_history(state.model_dump(mode="json"), events)
+    taught = stages_of(history)
     rows = []
     for k, m in sorted(state.modules.items()):
         t, b, a = state.test_teacher.get(k, 0.0), state.test_before.get(k, 0.0), after.get(k, 0.0)
@@ -40,7 +44,8 @@ def build_report(state: LearnerState, after: dict[str, float], eps: float) -> di
                      "after": a, "retention_before": retention(b, t, eps), "retention_after": retention(a, t, eps),
                      "teacher_limited": m.teacher_limited, "targeted": k in state.targets or k in state.trained,
                      "passed": k in state.passed, "not_mastered": k in state.not_mastered,
-                     "decisions": [d.kind for d in state.decisions if k in d.modules]})
+                     "decisions": [d.kind for d in state.decisions if k in d.modules],
+                     "stages": [list(cs) for cs in taught.get(k, [])]})
     t, b, a = state.test_teacher.get("overall", 0.0), state.test_before.get("overall", 0.0), after.get("overall", 0.0)
     usage = {role: u.model_dump() for role, u in state.usage.items()}
     return {
@@ -51,6 +56,7 @@ def build_report(state: LearnerState, after: dict[str, float], eps: float) -> di
         "optimizer_steps": state.optimizer_steps,
         "rounds": state.total_rounds,
         "cycles": state.cycle + 1,
+        "stages": history,
         "decisions": [d.model_dump() for d in state.decisions],
         "caveats": state.caveats,
         "reference_note": "items without a reference are scored against the teacher's greedy answer (P_T = 1 there by construction)",
@@ -59,22 +65,16 @@ def build_report(state: LearnerState, after: dict[str, float], eps: float) -> di
     }
 
 
-def tokens_by_stage(trace_path) -> dict[str, int]:
-    """Teacher tokens paid (cache hits excluded) per curriculum stage, from the trace; diagnosis calls apart."""
-    import json
-
+def tokens_by_stage(events: list[dict]) -> dict[str, int]:
+    """Teacher tokens paid (cache hits excluded) per (cycle, stage), and per cycle for the diagnosis, from the
+    annotated trace (trace_cli.read_events)."""
     out: dict[str, int] = {}
-    with open(trace_path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if e.get("event") != "teacher_call" or e.get("cached"):
-                continue
-            key = (f"cycle {e['cycle']} stage {e['stage']}" if e.get("stage") is not None and e.get("cycle") is not None
-                   else "diagnosis")
-            out[key] = out.get(key, 0) + int(e.get("tokens_in") or 0) + int(e.get("tokens_out") or 0)
+    for e in events:
+        if e.get("event") != "teacher_call" or e.get("cached"):
+            continue
+        kind, cycle, stage = call_place(e)
+        key = f"cycle {cycle} stage {stage}" if kind == "stage" else f"cycle {cycle} {kind}"
+        out[key] = out.get(key, 0) + int(e.get("tokens_in") or 0) + int(e.get("tokens_out") or 0)
     return out
 
 
@@ -86,9 +86,11 @@ def report(state: LearnerState, svc: Services) -> dict:
     s = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
     after, _ = scoring.module_scores({k: m.test_ids for k, m in state.modules.items()}, s)
     after["overall"] = scoring.mean(list(s.values()))
-    data = build_report(state.model_copy(update={"usage": svc.usage()}), after, svc.cfg.thresholds.eps)
+    from graph.trace_cli import read_events
+    events = read_events(svc.run_dir)
+    data = build_report(state.model_copy(update={"usage": svc.usage()}), after, svc.cfg.thresholds.eps, events)
     data["usage_by_backend"] = {spec: u.model_dump() for spec, u in svc.teacher.usage_by_backend.items()}
-    data["tokens_by_stage"] = tokens_by_stage(svc.trace.path)
+    data["tokens_by_stage"] = tokens_by_stage(events)
     data["report_seconds"] = round(time.perf_counter() - t0, 3)
     data["wall_s"] = round(svc.trace.node_seconds() + data["report_seconds"], 1)
     ref = write_json(svc.run_dir, "report.json", data, kind="report")

@@ -81,6 +81,7 @@ def load_task(cfg: RunConfig):
 def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None] | None = None,
                   echo: Callable[[dict], None] | None = None, task=None) -> Services:
     """Task pack, items, teacher, student and trace for a run (no model is loaded yet)."""
+    from agents.progress import teacher_progress
     from agents.teacher import Teacher
     from training.student import Student
 
@@ -91,7 +92,7 @@ def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None]
         event = dict(event)
         trace.emit(event.pop("event", "teacher_call"), **event)
 
-    teacher = Teacher(cfg.teacher, run_dir, trace=teacher_event)
+    teacher = Teacher(cfg.teacher, run_dir, trace=teacher_event, progress=teacher_progress())
     student = Student(cfg.student, run_dir, seed=cfg.seed)
     return Services(cfg=cfg, run_dir=run_dir, pack=pack, items=items, teacher=teacher, student=student, trace=trace,
                     progress=progress or (lambda msg: None))
@@ -115,8 +116,8 @@ def execute(svc: Services, run_id: str, fresh: bool) -> LearnerState:
     cfg = thread(run_id)
     if not fresh:
         snap = graph.get_state(cfg)
-        if snap.values:
-            svc.teacher.restore_usage(LearnerState.model_validate(snap.values).usage)
+        # also before the first checkpoint: the calls a killed first node paid are this run's spend
+        svc.teacher.restore_usage(LearnerState.model_validate(snap.values).usage if snap.values else {})
         if not snap.next and snap.values:
             return LearnerState.model_validate(snap.values)
     inp = LearnerState(run_id=run_id) if fresh or not graph.get_state(cfg).values else None

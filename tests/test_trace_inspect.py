@@ -49,7 +49,7 @@ def test_at_shows_the_state_of_a_checkpoint(run):
         assert row.split()[1:4] == [f"{m.teacher_score:.2f}", f"{seen.scores[k]:.2f}", f"{ratio:.2f}"], row
         assert row.endswith(f"{seen.source} c{seen.cycle} r{seen.round}")
     for d in state.decisions:
-        assert f"decision {d.kind} (stage {d.stage}, round {d.round}): {d.reason}" in out
+        assert f"decision {d.kind} (cycle {d.cycle}, stage {d.stage}, round {d.round}): {d.reason}" in out
     kept = [f"{e.src}->{e.dst} ({e.strength:.2f})" for e in state.edges if e.kept]
     assert f"edges kept: {', '.join(kept)}" in out
     assert f"total {sum(u.tokens_in + u.tokens_out for u in state.usage.values())}" in out
@@ -78,13 +78,13 @@ def test_diff_between_two_checkpoints(run):
     assert changes["phase"]["old"] == "trained" and changes["phase"]["new"] == "examined"
     first = state.decisions[0]
     assert changes["decisions"]["change"] == "added" and changes["decisions"]["new"]["kind"] == first.kind
-    assert changes["stages[stage 0].rounds"]["old"] == 0 and changes["stages[stage 0].rounds"]["new"] == 1
+    assert changes["stages[c0 stage 0].rounds"]["old"] == 0 and changes["stages[c0 stage 0].rounds"]["new"] == 1
     assert changes["mode"]["new"] == first.kind  # remediate
     # the readable form
     rc, out, _ = ioa("inspect", str(run_dir), "--diff", str(exam - 1), str(exam))
     assert "phase: 'trained' -> 'examined'" in out
     assert f"+ decisions: {first.kind} (cycle {first.cycle}, stage {first.stage}, round {first.round}): {first.reason}" in out
-    assert "stages[stage 0].rounds: 0 -> 1" in out
+    assert "stages[c0 stage 0].rounds: 0 -> 1" in out
 
 
 def test_diff_rules():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import inspect
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
@@ -154,11 +155,12 @@ def _batches(encoded: list[list[int]], prefix_lens: list[int], batch_size: int) 
 
 def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int, temperature: float = 0.0,
              seeds: list[int] | None = None, batch_size: int = 16, stop: list[str] | None = None,
-             prefix_cache: bool = True) -> list[Generation]:
+             prefix_cache: bool = True, on_batch: Callable[[int, int, int], None] | None = None) -> list[Generation]:
     """Reply to each conversation (lists of `{"role", "content"}` messages); results come in input order.
 
     `seeds[i]` seeds row i's sampler when `temperature > 0` (default: its index). `stop` strings end a reply early
-    and are cut from its text. `prefix_cache` computes a shared prompt prefix once (see the module docstring)."""
+    and are cut from its text. `prefix_cache` computes a shared prompt prefix once (see the module docstring).
+    `on_batch(done_rows, total_rows, new_tokens)` is called after every batch (a caller's progress bar)."""
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be at least 1")
     if temperature < 0:
@@ -218,6 +220,8 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
                                      stopping_criteria=criteria, **extra)
                 for r, i in enumerate(idx):
                     results[i] = _reply(tokenizer, out[r, prompt_len:].tolist(), end_ids, stops, len(encoded[i]))
+                if on_batch is not None:
+                    on_batch(sum(g is not None for g in results), n, sum(results[i].tokens_out for i in idx))
     finally:
         if was_training:
             model.train()

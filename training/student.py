@@ -47,11 +47,12 @@ class Student:
         if self.model is None:
             self.load(None)
 
-    def answer(self, prompts: list[str]) -> list[str]:
+    def answer(self, prompts: list[str], on_batch=None) -> list[str]:
+        """Greedy answers; `on_batch(done, total, new_tokens)` after each batch (see training.generate)."""
         self._ready()
         convs = [[{"role": "user", "content": p}] for p in prompts]
         return [g.text for g in generate(self.model, self.tokenizer, convs, max_new_tokens=self.cfg.max_new_tokens,
-                                         batch_size=self.cfg.exam_batch_size)]
+                                         batch_size=self.cfg.exam_batch_size, on_batch=on_batch)]
 
     def train(self, examples: list[dict], seed: int, progress=None):
         self._ready()

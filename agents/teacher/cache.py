@@ -2,7 +2,9 @@
 
 Key: sha256 of the canonical JSON of (backend, model, params, messages, sample_index), where params hold the
 temperature, max_tokens and, for structured calls, the output mode and the JSON schema. Value: the reply text and its
-token counts. Only successful replies are stored, and each write is committed (and synced) before the reply is
+token counts, and who paid for it: `payer` (the run directory that made the call) and `role` (the agent that asked),
+so that a resumed run can count what its killed attempt paid (agents/teacher/accounting.py). Only successful replies
+are stored, and each write is committed (and synced) before the reply is
 handed back, so a run killed right after a call finds it on resume. Safe across threads (one connection per thread)
 and processes (WAL, busy timeout, INSERT OR IGNORE: the first writer wins). By default the file is
 `<run_dir>/teacher_cache.sqlite`; `teacher.shared_cache` names one file shared by many runs.
@@ -28,9 +30,24 @@ CREATE TABLE IF NOT EXISTS teacher_calls (
     tokens_out INTEGER NOT NULL,
     backend TEXT NOT NULL,
     model TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    payer TEXT,
+    role TEXT
 )
 """
+_ADDED_COLUMNS = {"payer": "TEXT", "role": "TEXT"}  # absent from cache files written before they were added
+
+
+@dataclass(frozen=True)
+class PaidRow:
+    """A reply this run paid for, as the cache recorded it (in the order the calls were made)."""
+
+    key: str
+    role: str
+    tokens_in: int
+    tokens_out: int
+    backend: str
+    model: str
 
 
 def cache_key(backend: str, model: str, params: dict[str, Any], messages: list[dict], sample_index: int) -> str:
@@ -60,6 +77,17 @@ class TeacherCache:
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._conn().executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        have = {row[1] for row in self._conn().execute("PRAGMA table_info(teacher_calls)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in have:
+                try:
+                    self._conn().execute(f"ALTER TABLE teacher_calls ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as e:  # another process added it first
+                    if "duplicate column" not in str(e):
+                        raise
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -78,13 +106,21 @@ class TeacherCache:
             "SELECT text, tokens_in, tokens_out FROM teacher_calls WHERE key = ?", (key,)).fetchone()
         return CachedReply(row[0], int(row[1]), int(row[2])) if row else None
 
-    def put(self, key: str, text: str, tokens_in: int, tokens_out: int, *, backend: str, model: str) -> None:
-        """Store a reply; returns only after the write is committed."""
+    def put(self, key: str, text: str, tokens_in: int, tokens_out: int, *, backend: str, model: str,
+            payer: str | None = None, role: str | None = None) -> None:
+        """Store a reply (the first writer of a key is its payer); returns only after the write is committed."""
         self._conn().execute(
-            "INSERT OR IGNORE INTO teacher_calls (key, text, tokens_in, tokens_out, backend, model, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, text, int(tokens_in), int(tokens_out), backend, model, time.time()),
+            "INSERT OR IGNORE INTO teacher_calls (key, text, tokens_in, tokens_out, backend, model, created, payer, role) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, text, int(tokens_in), int(tokens_out), backend, model, time.time(), payer, role),
         )
+
+    def paid_by(self, payer: str) -> list[PaidRow]:
+        """Every reply `payer` paid for, oldest first (rows written before payers were recorded have none)."""
+        rows = self._conn().execute(
+            "SELECT key, role, tokens_in, tokens_out, backend, model FROM teacher_calls "
+            "WHERE payer = ? AND role IS NOT NULL ORDER BY rowid", (payer,)).fetchall()
+        return [PaidRow(r[0], r[1], int(r[2]), int(r[3]), r[4], r[5]) for r in rows]
 
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM teacher_calls").fetchone()[0])

@@ -26,6 +26,8 @@ What it guarantees:
   None with `error` set, never silently replaced.
 - Accounting per role (`usage`, the state's `Usage`) and per backend spec (`usage_by_backend`), with dollar costs
   from a price table (agents/teacher/prices.py).
+- `progress(done, total, tokens_out)` (optional) is called when a batch starts (done 0) and as each of its calls
+  finishes, for a caller's progress bar (agents/progress.py); in-process backends finish their calls together.
 - `trace(event)` gets one dict per teacher call (cache hits included). No API key or Authorization header ever
   reaches a trace event, a cache row or an error string.
 - `context=` (optional) is a system prompt the client adds to every request: merged into the request's first system
@@ -129,8 +131,10 @@ class Teacher:
         context: str | None = None,
         prices: Mapping | str | Path | None = None,
         retry_policy: RetryPolicy | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.progress = progress  # (done, total, tokens_out) per finished call of a batch, from 0 (see _ticker)
         self.run_dir = Path(run_dir)
         self.trace = trace
         self._models: dict[str, BaseChatModel] = {}
@@ -141,6 +145,7 @@ class Teacher:
         self.context = context
         cache_path = Path(cfg.shared_cache).expanduser() if cfg.shared_cache else self.run_dir / CACHE_FILE
         self.cache = TeacherCache(cache_path)
+        self.payer = str(self.run_dir.resolve())  # who paid for a cache row: this run, or another on a shared cache
         self.limiter = Limiter(cfg.concurrency, cfg.requests_per_minute, cfg.tokens_per_minute,
                                adaptive=cfg.adaptive_concurrency, growth_after=cfg.concurrency_growth_after,
                                on_change=self._concurrency_changed)
@@ -194,8 +199,9 @@ class Teacher:
         return self.accounts.spent_tokens
 
     def restore_usage(self, usage: dict[str, Usage]) -> None:
-        """Continue a resumed run's accounting: its budget and retry budget stay spent."""
-        self.accounts.restore(usage)
+        """Continue a resumed run's accounting: its budget and retry budget stay spent, and the calls its killed
+        attempt paid after the checkpoint count (see agents/teacher/accounting.py)."""
+        self.accounts.restore(usage, self.cache.paid_by(self.payer))
         self.retry_budget.used = min(self.retry_budget.total, sum(u.retries for u in usage.values()))
 
     def close(self) -> None:
@@ -317,8 +323,22 @@ class Teacher:
                            "ceiling": self.cfg.concurrency})
 
     # -- running calls -----------------------------------------------------------------------------------------
+    def _ticker(self, total: int) -> Callable[[TeacherReply | None], None]:
+        """Calls `progress(done, total, tokens_out)`: once now (done 0), then per finished call (None: not sent)."""
+        if self.progress is None or not total:
+            return lambda reply: None
+        lock, done = threading.Lock(), [0]
+        self.progress(0, total, 0)
+
+        def tick(reply: TeacherReply | None) -> None:
+            with lock:
+                done[0] += 1
+                self.progress(done[0], total, 0 if reply is None or reply.cached else reply.tokens_out)
+        return tick
+
     def _run(self, calls: list[_Call], max_failures: float = math.inf) -> list[TeacherReply]:
         replies: list[TeacherReply | None] = [None] * len(calls)
+        tick = self._ticker(len(calls))
         issued: list[int] = []
         same_as: dict[int, int] = {}  # identical requests in one batch are paid once, the copies served from it
         first: dict[str, int] = {}
@@ -327,6 +347,7 @@ class Teacher:
             hit = self._from_cache(c)
             if hit is not None:
                 replies[i] = hit
+                tick(hit)
             elif c.key in first:
                 same_as[i] = first[c.key]
             elif self.accounts.reserve(c.est_tokens):
@@ -334,6 +355,7 @@ class Teacher:
                 issued.append(i)
             else:
                 skipped += 1
+                tick(None)
         batch = _Batch(max_failures)
         local: dict[str, list[int]] = {}
         remote: list[int] = []
@@ -342,13 +364,19 @@ class Teacher:
         for spec, idxs in local.items():
             for i, rep in zip(idxs, self._run_local(spec, [calls[i] for i in idxs], batch)):
                 replies[i] = rep
+                tick(rep)
         if remote:
             workers = min(self.cfg.concurrency, len(remote))
+
+            def send(i: int) -> TeacherReply:
+                rep = self._run_remote(calls[i], batch)
+                tick(rep)
+                return rep
             if workers == 1:
-                outs = [self._run_remote(calls[i], batch) for i in remote]
+                outs = [send(i) for i in remote]
             else:
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="teacher") as pool:
-                    outs = list(pool.map(lambda i: self._run_remote(calls[i], batch), remote))
+                    outs = list(pool.map(send, remote))
             for i, rep in zip(remote, outs):
                 replies[i] = rep
         for i, j in same_as.items():
@@ -358,6 +386,7 @@ class Teacher:
                 self._emit(calls[i], replies[i])
             else:
                 replies[i] = replies[j]
+            tick(replies[i])
         if batch.fatal is not None:
             raise batch.fatal
         if skipped:
@@ -368,7 +397,8 @@ class Teacher:
         hit = self.cache.get(c.key)
         if hit is None:
             return None
-        self.accounts.record_cached(c.request.role, c.spec)
+        if not self.accounts.take_owed(c.key):  # an owed call was counted as paid when the run resumed
+            self.accounts.record_cached(c.request.role, c.spec)
         reply = TeacherReply(hit.text, hit.tokens_in, hit.tokens_out, True, 0, 0.0, None)
         self._emit(c, reply)
         return reply
@@ -486,7 +516,8 @@ class Teacher:
 
     # -- finishing calls ---------------------------------------------------------------------------------------
     def _finish_success(self, c: _Call, text: str, tin: int, tout: int, retries: int, latency: float) -> TeacherReply:
-        self.cache.put(c.key, text, tin, tout, backend=c.backend, model=c.model)  # committed before we return
+        self.cache.put(c.key, text, tin, tout, backend=c.backend, model=c.model, payer=self.payer,
+                       role=c.request.role)  # committed before we return
         self.accounts.release(c.est_tokens)
         self.accounts.record_call(c.request.role, c.spec, c.backend, c.model, tin, tout, retries, failed=False)
         reply = TeacherReply(text, tin, tout, False, retries, latency, None)
