@@ -243,7 +243,7 @@ def module_test_ids(state: LearnerState) -> dict[str, list[str]]:
 def build_oneshot_report(run_id: str, ioa_state: LearnerState, ioa_report: dict, after: dict[str, float],
                          eps: float, extra: dict) -> dict:
     """report.json of a one-shot run, in graph/report.py's shape where it makes sense."""
-    from graph.report import retention, summary
+    from agents.reporter import retention, summary
 
     rows = []
     for k, m in sorted(ioa_state.modules.items()):

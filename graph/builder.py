@@ -18,10 +18,10 @@ from typing import Callable
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from agents import adapter, diagnostician, examiner, planner, trainer, transitions
+from agents import adapter, diagnostician, examiner, planner, reporter, trainer, transitions
 from agents.runtime import Services
 from baselines.ablations import node_variants
-from graph import report, routing
+from graph import routing
 from ioa_state import LearnerState
 
 NODES: dict[str, Callable[[LearnerState, Services], dict]] = {
@@ -31,7 +31,7 @@ NODES: dict[str, Callable[[LearnerState, Services], dict]] = {
     "train": trainer.train,
     "examine": examiner.examine,
     **{name: transitions.transition for name in transitions.TRANSITIONS},
-    "report": report.report,
+    "report": reporter.report,
 }
 
 

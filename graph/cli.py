@@ -46,7 +46,7 @@ def _overrides(args) -> dict:
 
 def cmd_run(args) -> int:
     from graph import runner
-    from graph.report import format_table
+    from agents.reporter import format_table
     from ioa_state import load_config
 
     cfg = load_config(args.config, _overrides(args))
@@ -62,12 +62,13 @@ def cmd_resume(args) -> int:
 
 
 def _finish(run_dir: Path, state) -> int:
-    from graph.report import format_table
+    from agents.reporter import format_table
+    from graph.html_report import write_html
 
     if state.report is not None:
         data = json.loads((run_dir / state.report.path).read_text())
         print(format_table(data))
-        print(f"run directory: {run_dir}")
+        print(f"run directory: {run_dir} (report page: {write_html(run_dir)})")
     return 0
 
 

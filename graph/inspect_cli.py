@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graph import trace_cli
-from graph.stage_history import plan_cycle, stage_history
+from ioa_state.stage_history import plan_cycle, stage_history
 
 
 def add_commands(sub) -> None:

@@ -27,5 +27,5 @@ def test_llm2llm_writes_from_wrong_answers_only_within_the_budget(tmp_path):
     assert rewrites and all(e["template"] == "llm2llm" for e in rewrites)
     # every rewrite shows a seed item the student answered wrongly (the tiny student never learns: all are wrong)
     seeds = {it for it in json.loads((ioa_dir / "report.json").read_text())["modules"]}
-    assert seeds and all("got this question wrong" in e["messages"][-1]["content"] for e in rewrites)
+    assert seeds and all("wrong. The student answered" in e["messages"][-1]["content"] for e in rewrites)
     assert sum(e["steps"] for e in events if e["event"] == "train") == base["optimizer_steps_total"]

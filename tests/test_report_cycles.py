@@ -9,8 +9,8 @@ import re
 import yaml
 
 from graph import html_report, inspect_cli
-from graph.report import build_report, tokens_by_stage
-from graph.stage_history import plan_cycle, stage_history
+from agents.reporter import build_report, tokens_by_stage
+from ioa_state.stage_history import plan_cycle, stage_history
 from graph.trace_cli import read_events
 from ioa_state import LearnerState
 

@@ -1,4 +1,4 @@
-"""The report node and the end-of-run table (algorithm §5).
+"""The report node (an agent like the others) and the end-of-run table (algorithm §5).
 
 On the test split (never read by any decision): teacher, student before, student after, and retention
 (student / teacher) per module and overall; teacher tokens per role; optimizer steps; the decision history;
@@ -10,7 +10,8 @@ import time
 
 from agents import scoring
 from agents.runtime import Services, write_json
-from graph.stage_history import call_place, stage_history, stages_of
+from agents.tracing import read_lines
+from ioa_state.stage_history import call_place, stage_history, stages_of
 from ioa_state import LearnerState
 
 
@@ -86,18 +87,14 @@ def report(state: LearnerState, svc: Services) -> dict:
     s = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
     after, _ = scoring.module_scores({k: m.test_ids for k, m in state.modules.items()}, s)
     after["overall"] = scoring.mean(list(s.values()))
-    from graph.trace_cli import read_events
-    events = read_events(svc.run_dir)
+    events = list(read_lines(svc.trace.path))
     data = build_report(state.model_copy(update={"usage": svc.usage()}), after, svc.cfg.thresholds.eps, events)
     data["usage_by_backend"] = {spec: u.model_dump() for spec, u in svc.teacher.usage_by_backend.items()}
     data["tokens_by_stage"] = tokens_by_stage(events)
     data["report_seconds"] = round(time.perf_counter() - t0, 3)
     data["wall_s"] = round(svc.trace.node_seconds() + data["report_seconds"], 1)
     ref = write_json(svc.run_dir, "report.json", data, kind="report")
-    from graph.html_report import write_html
-    final = state.model_copy(update={"test_after": after, "report": ref, "status": "finished", "usage": svc.usage()})
-    html = write_html(svc.run_dir, state=final)
-    svc.progress(f"report: {ref.path}, {html.relative_to(svc.run_dir) if html.is_relative_to(svc.run_dir) else html}")
+    svc.progress(f"report: {ref.path}")
     svc.trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
     return {"test_after": after, "report": ref, "status": "finished", "phase": "reported", "usage": svc.usage()}
 
