@@ -6,6 +6,7 @@ For every seed (RunConfig.seed), on the same task pack, teacher and student:
     undistilled    the student as it is: the IOA run's `before` numbers on the same test split; no extra cost
     oneshot        Self-Instruct synthesis on the IOA run's teacher-token budget, trained once for the IOA run's
                    optimizer steps (baselines/oneshot.py; runs/bench-<seed>-oneshot)
+    llm2llm        LLM2LLM on the same budget (baselines/llm2llm.py; runs/bench-<seed>-llm2llm)
     no_identifier, no_organizer, no_adapter
                    the IOA run with one component switched off (baselines/ablations.py; runs/bench-<seed>-<arm>);
                    each reports what it spent
@@ -26,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from bench.arms import (ABLATIONS, ARMS, OPERATIONAL, arm_config, check_compatible, comparable, ensure_graph_run,
-                        ensure_oneshot, format_plan, plan, row, run_id_for, trace_seconds)
+from bench.arms import (ABLATIONS, ARMS, MATCHED, OPERATIONAL, arm_config, check_compatible, comparable,
+                        ensure_graph_run, ensure_matched, format_plan, plan, row, run_id_for, trace_seconds)
 from bench.plot import render_svg
 from bench.table import METRICS, budget_checks, format_table, summarize
 from ioa_state import ConfigError, RunConfig
@@ -53,15 +54,15 @@ def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str |
     rows: list[dict] = []
     t0 = time.perf_counter()
     for seed in seeds:
-        if any(a in arms for a in ("ioa", "oneshot", "undistilled")):
+        if any(a in arms for a in ("ioa", "undistilled", *MATCHED)):
             ioa_dir, ioa_report, action = ensure_graph_run(arm_config(cfg, seed, "ioa", runs_dir), progress)
             if "ioa" in arms:
                 rows.append(row(seed, "ioa", ioa_dir, ioa_report, action))
             if "undistilled" in arms:
                 rows.append(row(seed, "undistilled", ioa_dir, ioa_report, "derived", before=True))
-            if "oneshot" in arms:
-                d, rep, act = ensure_oneshot(arm_config(cfg, seed, "oneshot", runs_dir), ioa_dir, ioa_report, progress)
-                rows.append(row(seed, "oneshot", d, rep, act))
+            for arm in (a for a in MATCHED if a in arms):
+                d, rep, act = ensure_matched(arm, arm_config(cfg, seed, arm, runs_dir), ioa_dir, ioa_report, progress)
+                rows.append(row(seed, arm, d, rep, act))
         for arm in ABLATIONS:
             if arm in arms:
                 d, rep, act = ensure_graph_run(arm_config(cfg, seed, arm, runs_dir), progress)

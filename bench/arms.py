@@ -4,6 +4,9 @@
     undistilled    the student as it is: the IOA run's `before` numbers on the same test split; no extra cost
     oneshot        Self-Instruct synthesis on the IOA run's teacher-token budget, trained once for the IOA run's
                    optimizer steps (baselines/oneshot.py; runs/bench-<seed>-oneshot)
+    llm2llm        LLM2LLM (Lee et al. 2024): train on the seeds, write new items from the seed items the student
+                   still gets wrong, retrain, until the IOA run's budget is spent; each round trains for the IOA
+                   run's optimizer steps (baselines/llm2llm.py; runs/bench-<seed>-llm2llm)
     no_identifier, no_organizer, no_adapter
                    the IOA run with one component switched off (baselines/ablations.py; runs/bench-<seed>-<arm>)
 
@@ -18,7 +21,8 @@ from pathlib import Path
 
 from ioa_state import ConfigError, RunConfig, load_config
 
-ARMS = ("ioa", "oneshot", "undistilled", "no_identifier", "no_organizer", "no_adapter")
+ARMS = ("ioa", "oneshot", "llm2llm", "undistilled", "no_identifier", "no_organizer", "no_adapter")
+MATCHED = ("oneshot", "llm2llm")  # arms given the IOA run's teacher budget and optimizer steps
 ABLATIONS = ("no_identifier", "no_organizer", "no_adapter")
 # Fields that say where and how fast a run talks to its teacher, not what it computes: a reused or resumed run may
 # differ in these (a vLLM server restarted on another port), and a resume takes the current values.
@@ -117,8 +121,9 @@ def ensure_graph_run(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
     return run_dir, json.loads(path.read_text()), action
 
 
-def ensure_oneshot(cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress) -> tuple[Path, dict, str]:
-    """The one-shot run for cfg's seed, reused when its report matches the IOA run's budget and steps."""
+def ensure_matched(arm: str, cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress) -> tuple[Path, dict, str]:
+    """The one-shot or LLM2LLM run for cfg's seed, reused when its report matches the IOA run's budget and steps."""
+    from baselines.llm2llm import run_llm2llm
     from baselines.oneshot import run_oneshot
 
     run_dir = Path(cfg.runs_dir) / cfg.run_id
@@ -133,7 +138,7 @@ def ensure_oneshot(cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress) ->
         progress(f"bench: {cfg.run_id}: its budget or steps differ from {ioa_report.get('run_id')}'s: redoing it "
                  f"(cached teacher calls are free)")
     action = "resume" if (run_dir / "teacher_cache.sqlite").is_file() else "run"
-    run_dir, data = run_oneshot(cfg, ioa_dir, cfg.run_id, progress)
+    run_dir, data = (run_oneshot if arm == "oneshot" else run_llm2llm)(cfg, ioa_dir, cfg.run_id, progress)
     return run_dir, data, action
 
 
@@ -160,7 +165,7 @@ def row(seed: int, arm: str, run_dir: Path, report: dict, action: str, *, before
 def plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str) -> list[dict]:
     """What a bench would do, from the run directories alone (loads no model): one entry per (seed, run)."""
     steps = []
-    need_ioa = any(a in arms for a in ("ioa", "oneshot", "undistilled"))
+    need_ioa = any(a in arms for a in ("ioa", "undistilled", *MATCHED))
     for seed in seeds:
         if need_ioa:
             d = Path(runs_dir) / run_id_for(seed, "ioa")
@@ -169,10 +174,10 @@ def plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str) -> li
         if "undistilled" in arms:
             steps.append({"seed": seed, "arm": "undistilled", "run_dir": str(Path(runs_dir) / run_id_for(seed, "ioa")),
                           "action": "derived", "shown": True, "note": " (the IOA run's student-before numbers)"})
-        if "oneshot" in arms:
-            d = Path(runs_dir) / run_id_for(seed, "oneshot")
+        for arm in (a for a in MATCHED if a in arms):
+            d = Path(runs_dir) / run_id_for(seed, arm)
             act = "reuse" if (d / "report.json").is_file() else "resume" if (d / "teacher_cache.sqlite").is_file() else "run"
-            steps.append({"seed": seed, "arm": "oneshot", "run_dir": str(d), "action": act, "shown": True})
+            steps.append({"seed": seed, "arm": arm, "run_dir": str(d), "action": act, "shown": True})
         for arm in ABLATIONS:
             if arm in arms:
                 d = Path(runs_dir) / run_id_for(seed, arm)

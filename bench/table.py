@@ -36,16 +36,16 @@ def summarize(rows: list[dict], arms: list[str], seeds: list[int]) -> dict:
 
 
 def budget_checks(rows: list[dict]) -> list[dict]:
-    """Per seed: the one-shot's spend against the IOA run's budget, and their optimizer steps."""
+    """Per seed and matched arm (one-shot, LLM2LLM): its spend against the IOA run's budget, and optimizer steps."""
     out = []
     by = {(r["seed"], r["arm"]): r for r in rows}
     for (seed, arm), r in sorted(by.items()):
-        if arm != "oneshot":
+        if arm not in ("oneshot", "llm2llm"):
             continue
         rep = json.loads((Path(r["run_dir"]) / "report.json").read_text())
         base = rep.get("baseline", {})
         budget, spent = base.get("budget", 0), rep.get("teacher_tokens", 0)
-        out.append({"seed": seed, "budget": budget, "spent": spent,
+        out.append({"seed": seed, "arm": arm, "budget": budget, "spent": spent,
                     "fraction": spent / budget if budget else None,
                     "within_5pct": bool(budget) and abs(spent - budget) <= 0.05 * budget,
                     "ioa_steps": base.get("target_steps"), "oneshot_steps": rep.get("optimizer_steps"),
@@ -96,7 +96,7 @@ def format_table(result: dict) -> str:
         lines.append("teacher-limited modules: none")
     for c in result.get("checks", []):
         frac = f"{100 * c['fraction']:.1f}%" if c["fraction"] is not None else "-"
-        lines.append(f"one-shot seed {c['seed']}: spent {c['spent']} of the IOA run's {c['budget']} teacher tokens "
+        lines.append(f"{c.get('arm', 'oneshot')} seed {c['seed']}: spent {c['spent']} of the IOA run's {c['budget']} teacher tokens "
                      f"({frac}{'' if c['within_5pct'] else ', NOT within 5%'}); optimizer steps {c['oneshot_steps']}"
                      f" {'=' if c['steps_equal'] else '!='} IOA's {c['ioa_steps']}")
     stopped = [r for r in result["rows"] if r["status"] != "finished"]
