@@ -71,10 +71,11 @@ def history(run_dir: Path) -> list[Step]:
     from graph import runner
     from ioa_state import LearnerState
 
-    if not (run_dir / "checkpoints.sqlite").exists():  # not started yet: do not create the database
+    if not runner.has_checkpoint(run_dir):  # not started yet: nothing to read (and nothing is ever written)
         return []
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    snaps = list(runner.compiled(None, run_dir).get_state_history(runner.thread(cfg["run_id"])))[::-1]
+    graph = runner.compiled(None, run_dir, read_only=True)
+    snaps = list(graph.get_state_history(runner.thread(cfg["run_id"])))[::-1]
     steps: list[Step] = []
     for i, s in enumerate(snaps):
         prev = snaps[i - 1] if i else None
@@ -258,7 +259,7 @@ def format_change(c: dict) -> str:
 
 # -- the command --------------------------------------------------------------------------------------------------
 def cmd_inspect(args) -> int:
-    run_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
+    run_dir = args.crash_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
     steps = history(run_dir)
     if args.diff:
         a, b = _pick(steps, args.diff[0]), _pick(steps, args.diff[1])
@@ -297,7 +298,7 @@ def cmd_inspect(args) -> int:
 def cmd_report(args) -> int:
     from graph import html_report
 
-    run_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
+    run_dir = args.crash_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
     path = html_report.write_html(run_dir, Path(args.out) if args.out else None)
     print(path)
     return 0
