@@ -89,7 +89,7 @@ def cmd_status(args) -> int:
     from graph import runner
     from ioa_state import pedagogy as ped
 
-    run_dir = args.crash_dir = runner.resolve_run_dir(args.run, args.runs_dir or "runs")
+    run_dir = runner.resolve_run_dir(args.run, args.runs_dir or "runs")
     state = runner.load_state(run_dir)
     if state is None:
         print(f"run {run_dir.name}: no checkpoint yet")
@@ -126,11 +126,16 @@ def _status_word(run_dir: Path, status: str) -> str:
 
 
 def write_crash_log(run_dir: Path | None) -> Path | None:
-    """The traceback in the run's error.log when the command has a run directory, else a temp file; None when
-    neither can be written (the handler itself must never crash)."""
+    """The traceback (secrets scrubbed) in the run's error.log for `run` / `resume` (`args.crash_dir`; reading
+    commands never write into a run), else a temp file; None when neither can be written: the handler never crashes."""
     import tempfile
 
     text = traceback.format_exc()
+    try:
+        from agents.tracing import scrub
+        text = scrub(text)
+    except Exception:  # noqa: BLE001 - an unscrubbable traceback is still written
+        pass
     if run_dir is not None and Path(run_dir).is_dir():
         try:
             (Path(run_dir) / CRASH_LOG).write_text(text)

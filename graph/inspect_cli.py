@@ -259,7 +259,7 @@ def format_change(c: dict) -> str:
 
 # -- the command --------------------------------------------------------------------------------------------------
 def cmd_inspect(args) -> int:
-    run_dir = args.crash_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
+    run_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
     steps = history(run_dir)
     if args.diff:
         a, b = _pick(steps, args.diff[0]), _pick(steps, args.diff[1])
@@ -298,7 +298,7 @@ def cmd_inspect(args) -> int:
 def cmd_report(args) -> int:
     from graph import html_report
 
-    run_dir = args.crash_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
+    run_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
     path = html_report.write_html(run_dir, Path(args.out) if args.out else None)
     print(path)
     return 0

@@ -359,7 +359,7 @@ def follow(run_dir: Path, args, flt: dict, out, poll: float = 0.25) -> int:
 
 
 def cmd_trace(args) -> int:
-    run_dir = args.crash_dir = resolve_run_dir(args.run, args.runs_dir)
+    run_dir = resolve_run_dir(args.run, args.runs_dir)
     events = [] if args.follow else read_events(run_dir)
     flt = filters_from(args, {str(ev.get("event")) for ev in events})
     if args.color is None:

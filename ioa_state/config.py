@@ -99,7 +99,8 @@ class TeacherConfig(_Strict):
     def _context_file_exists(cls, v: str | None) -> str | None:
         # read only when the first agent asks, after the models load: check it here (relative to the cwd)
         if v is not None and not Path(v).expanduser().is_file():
-            raise ValueError(f"file {v} not found (a relative path is taken from {Path.cwd()})")
+            rel = "" if Path(v).expanduser().is_absolute() else f" (a relative path is taken from {Path.cwd()})"
+            raise ValueError(f"file {v} not found{rel}: give the path of an existing text file")
         return v
 
     @field_validator("roles")

@@ -132,14 +132,22 @@ def test_trace_stage_and_event_are_checked(tmp_path, monkeypatch):
 
 # -- 6: the crash log --------------------------------------------------------------------------------------------
 def test_crash_log_goes_into_the_run(tmp_path, monkeypatch):
-    from graph import trace_cli
+    from graph import runner, trace_cli
 
     run = _fake_run(tmp_path)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(trace_cli, "read_events", lambda d: (_ for _ in ()).throw(RuntimeError("boom")))
-    rc, _, err = ioa("trace", str(run))
+    monkeypatch.setattr(runner, "resume", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    rc, _, err = ioa("resume", str(run))
     line = _one_line(rc, err, 1, "RuntimeError: boom", f"traceback in {run / 'error.log'}")
     assert "Traceback" in (run / "error.log").read_text() and "Traceback" not in line
+    assert not (tmp_path / "ioa-error.log").exists()
+    (run / "error.log").unlink()
+    # a reading command never writes into the run: its crash log is a temp file
+    monkeypatch.setattr(trace_cli, "read_events", lambda d: (_ for _ in ()).throw(RuntimeError("boom")))
+    rc, _, err = ioa("trace", str(run))
+    line = _one_line(rc, err, 1, "RuntimeError: boom", "traceback in " + tempfile.gettempdir())
+    Path(line.split("traceback in ")[1].rstrip(")")).unlink()
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "trace.jsonl"]
     assert not (tmp_path / "ioa-error.log").exists()
 
 
