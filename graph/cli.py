@@ -1,7 +1,7 @@
 """The `ioa` command line: run, resume, status (and the inspection commands that build on them).
 
 Every error a user can cause ends in one line on stderr and a non-zero exit (2: bad input, 3: budget reached,
-1: anything else, with the traceback in the run's error.log); the run directory stays consistent, so
+1: anything else, with the traceback in the run's error.log, else a temp file); the run directory stays consistent, so
 `ioa resume RUN` continues from the last checkpoint.
 """
 from __future__ import annotations
@@ -14,16 +14,28 @@ import traceback
 from pathlib import Path
 
 EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_FAILED = 2, 3, 1
+CRASH_LOG = "error.log"
 
 
 def _parse_set(pairs: list[str]) -> dict:
+    """--set KEY=VALUE pairs as {dotted key: YAML value}; a malformed pair is bad input (ConfigError, exit 2)."""
     import yaml
+
+    from ioa_state import ConfigError
+    from ioa_state.config import yaml_where
+
     out = {}
     for pair in pairs or []:
-        if "=" not in pair:
-            raise SystemExit(f"ioa: error: --set takes key=value (e.g. thresholds.tau_gap=0.4), got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set takes KEY=VALUE with a field name as KEY (e.g. thresholds.tau_gap=0.4), "
+                              f"got {pair!r}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}: {value!r} is not a YAML value{yaml_where(e)} "
+                              f"(quote a string, close a list: [0.3])") from None
     return out
 
 
@@ -46,17 +58,18 @@ def _overrides(args) -> dict:
 
 def cmd_run(args) -> int:
     from graph import runner
-    from agents.reporter import format_table
     from ioa_state import load_config
 
     cfg = load_config(args.config, _overrides(args))
-    run_dir, state = runner.start(cfg, progress=runner.stderr_progress)
+    run_dir, state = runner.start(cfg, progress=runner.stderr_progress,
+                                  on_run_dir=lambda d: setattr(args, "crash_dir", d))
     return _finish(run_dir, state)
 
 
 def cmd_resume(args) -> int:
     from graph import runner
 
+    args.crash_dir = runner.resolve_run_dir(args.run, args.runs_dir or "runs")
     run_dir, state = runner.resume(args.run, args.runs_dir or "runs", _overrides(args), progress=runner.stderr_progress)
     return _finish(run_dir, state)
 
@@ -82,7 +95,7 @@ def cmd_status(args) -> int:
         print(f"run {run_dir.name}: no checkpoint yet")
         return 0
     stage = state.stage()
-    print(f"run {state.run_id}: {state.status}, phase {state.phase}, cycle {state.cycle}, "
+    print(f"run {state.run_id}: {_status_word(run_dir, state.status)}, phase {state.phase}, cycle {state.cycle}, "
           f"stage {state.current_stage + 1 if stage else '-'} of {len(state.stages)}, round {state.round_in_stage}, "
           f"{state.total_rounds} rounds in all, {state.optimizer_steps} optimizer steps")
     eps = 1e-6
@@ -101,6 +114,41 @@ def cmd_status(args) -> int:
     tokens = sum(u.tokens_in + u.tokens_out for u in state.usage.values())
     print(f"teacher tokens: {tokens}")
     return 0
+
+
+def _status_word(run_dir: Path, status: str) -> str:
+    """The state's status, unless the last attempt crashed after its last checkpoint (error.log is newer)."""
+    log = run_dir / CRASH_LOG
+    ckpt = [p.stat().st_mtime for p in run_dir.glob("checkpoints.sqlite*")]
+    if status == "running" and log.is_file() and ckpt and log.stat().st_mtime > max(ckpt):
+        return f"stopped by an error (see {log}; continue with `ioa resume {run_dir.name}`)"
+    return status
+
+
+def write_crash_log(run_dir: Path | None) -> Path | None:
+    """The traceback (secrets scrubbed) in the run's error.log for `run` / `resume` (`args.crash_dir`; reading
+    commands never write into a run), else a temp file; None when neither can be written: the handler never crashes."""
+    import tempfile
+
+    text = traceback.format_exc()
+    try:
+        from agents.tracing import scrub
+        text = scrub(text)
+    except Exception:  # noqa: BLE001 - an unscrubbable traceback is still written
+        pass
+    if run_dir is not None and Path(run_dir).is_dir():
+        try:
+            (Path(run_dir) / CRASH_LOG).write_text(text)
+            return Path(run_dir) / CRASH_LOG
+        except OSError:
+            pass
+    try:
+        fd, name = tempfile.mkstemp(prefix="ioa-error-", suffix=".log")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        return Path(name)
+    except OSError:
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         print("ioa: interrupted; continue with `ioa resume RUN`", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - the one place that turns a crash into one line
-        log = Path("ioa-error.log")
-        log.write_text(traceback.format_exc())
+        log = write_crash_log(getattr(args, "crash_dir", None))
         first = str(e).splitlines()[0] if str(e) else ""
-        print(f"ioa: error: {type(e).__name__}: {first} (traceback in {log})", file=sys.stderr)
+        print(f"ioa: error: {type(e).__name__}: {first} ({f'traceback in {log}' if log else 'no traceback saved'})",
+              file=sys.stderr)
         return EXIT_FAILED
 
 

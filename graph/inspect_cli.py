@@ -72,10 +72,10 @@ def history(run_dir: Path) -> list[Step]:
     from graph import runner
     from ioa_state import LearnerState
 
-    if not (run_dir / "checkpoints.sqlite").exists():  # not started yet: do not create the database
+    if not runner.has_checkpoint(run_dir):  # not started yet: nothing to read (and nothing is ever written)
         return []
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    snaps = list(runner.compiled(run_dir).get_state_history(runner.thread(cfg["run_id"])))[::-1]
+    snaps = list(runner.compiled(run_dir, read_only=True).get_state_history(runner.thread(cfg["run_id"])))[::-1]
     steps: list[Step] = []
     for i, s in enumerate(snaps):
         prev = snaps[i - 1] if i else None

@@ -6,6 +6,7 @@ checkpoint; the teacher-call cache makes a resume spend no teacher token twice.
 """
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import sys
 import time
@@ -29,11 +30,39 @@ def _serde():
     return JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES)
 
 
-def checkpointer(run_dir: Path):
-    """LangGraph's SqliteSaver on runs/<id>/checkpoints.sqlite, restricted to our state types."""
+CHECKPOINTS = "checkpoints.sqlite"
+# what an attempt that died before its first checkpoint leaves (cleared when its run_id is reused)
+DEAD_ATTEMPT_FILES = (CHECKPOINTS, CHECKPOINTS + "-wal", CHECKPOINTS + "-shm", "trace.jsonl", "error.log")
+
+
+def checkpointer(run_dir: Path, read_only: bool = False):
+    """LangGraph's SqliteSaver on runs/<id>/checkpoints.sqlite, restricted to our state types. `read_only` (for
+    status, trace, inspect, report) opens the file so that nothing is ever written into the run."""
     from langgraph.checkpoint.sqlite import SqliteSaver
-    conn = sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False)
-    return SqliteSaver(conn, serde=_serde())
+    path = run_dir / CHECKPOINTS
+    if read_only:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+    saver = SqliteSaver(conn, serde=_serde())
+    if read_only:
+        saver.is_setup = True  # its setup creates tables: the run made them, or there is nothing to read
+    return saver
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether the run has written a checkpoint (read-only: a folder without one is free to reuse)."""
+    path = run_dir / CHECKPOINTS
+    if not path.is_file():
+        return False
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT 1 FROM checkpoints LIMIT 1").fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error:  # no table yet: the attempt died before its first checkpoint
+        return False
 
 
 def thread(run_id: str) -> dict:
@@ -51,10 +80,28 @@ def resolve_run_dir(run: str, runs_dir: str = "runs") -> Path:
 def new_run_dir(cfg: RunConfig) -> tuple[str, Path]:
     run_id = cfg.run_id or f"{cfg.task.pack}-{time.strftime('%Y%m%d-%H%M%S')}-s{cfg.seed}"
     run_dir = Path(cfg.runs_dir) / run_id
-    if (run_dir / "checkpoints.sqlite").exists():
+    if has_checkpoint(run_dir):
         raise ConfigError(f"run {run_id} already exists in {cfg.runs_dir}: continue it with `ioa resume {run_id}` or pick another run_id")
+    for name in DEAD_ATTEMPT_FILES:  # an attempt that died before its first checkpoint: nothing to keep
+        (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_id, run_dir
+
+
+def _only_ours(run_dir: Path) -> bool:
+    """Whether a run folder holds only what a run writes before its first checkpoint (never a user's own files)."""
+    ours = {*DEAD_ATTEMPT_FILES, "config.yaml", ".config.yaml.tmp", "teacher_cache.sqlite", "teacher_cache.sqlite-wal",
+            "teacher_cache.sqlite-shm", "items", "student"}
+    return all(p.name in ours and (p.is_file() or not any(p.iterdir())) for p in run_dir.iterdir())
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Every input that can be checked without loading a model: the teacher(s) answer, the student source exists."""
+    from agents.teacher.preflight import check_teacher
+    from training.loading import check_source
+
+    check_teacher(cfg.teacher)
+    check_source(cfg.student.source)
 
 
 def save_config(cfg: RunConfig, run_dir: Path) -> None:
@@ -69,9 +116,9 @@ def load_task(cfg: RunConfig):
     from tasks.registry import load_pack
 
     pack = load_pack(cfg.task)
-    preflight = getattr(pack, "preflight", None)  # a code pack whose sandbox cannot start Python stops here,
-    if preflight is not None:                      # before any model loads
-        preflight()
+    pack_check = getattr(pack, "preflight", None)  # a code pack whose sandbox cannot start Python stops here,
+    if pack_check is not None:                     # before any model loads
+        pack_check()
     items = {it.id: it for it in pack.items()}
     if not items:
         raise ConfigError(f"task pack {cfg.task.pack} gave no items: check its data file and limit")
@@ -98,15 +145,17 @@ def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None]
                     progress=progress or (lambda msg: None))
 
 
-def compiled(run_dir: Path, ablation: str = "none"):
+def compiled(run_dir: Path, ablation: str = "none", read_only: bool = False):
     """The graph (of IOA, or of an ablation) over the run's checkpoints; its services come as the run context."""
-    return build(ablation).compile(checkpointer=checkpointer(run_dir))
+    return build(ablation).compile(checkpointer=checkpointer(run_dir, read_only))
 
 
 def load_state(run_dir: Path) -> LearnerState | None:
-    """The latest checkpointed learner state of a run (None before its first checkpoint)."""
+    """The latest checkpointed learner state of a run (None before its first checkpoint); writes nothing."""
+    if not has_checkpoint(run_dir):
+        return None
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    snap = compiled(run_dir).get_state(thread(cfg["run_id"]))
+    snap = compiled(run_dir, read_only=True).get_state(thread(cfg["run_id"]))
     return LearnerState.model_validate(snap.values) if snap.values else None
 
 
@@ -126,23 +175,34 @@ def execute(svc: Services, run_id: str, fresh: bool) -> LearnerState:
     return LearnerState.model_validate(graph.get_state(cfg).values)
 
 
-def start(cfg: RunConfig, progress=None, echo=None) -> tuple[Path, LearnerState]:
+def start(cfg: RunConfig, progress=None, echo=None, on_run_dir=None) -> tuple[Path, LearnerState]:
+    """A fresh run: every input checked first; a failure before the first checkpoint removes the folder it made.
+    `on_run_dir(path)` learns the run directory as soon as it exists (for the CLI's crash log)."""
     task = load_task(cfg)
+    preflight(cfg)
     run_id, run_dir = new_run_dir(cfg)
-    cfg = cfg.model_copy(update={"run_id": run_id})
-    save_config(cfg, run_dir)
-    if progress:
-        progress(f"run {run_id} in {run_dir} (resume with `ioa resume {run_id}`)")
-    svc = make_services(cfg, run_dir, progress, echo, task)
+    if on_run_dir:
+        on_run_dir(run_dir)
     try:
-        return run_dir, execute(svc, run_id, fresh=True)
-    finally:
-        svc.trace.close()
+        cfg = cfg.model_copy(update={"run_id": run_id})
+        save_config(cfg, run_dir)
+        if progress:
+            progress(f"run {run_id} in {run_dir} (resume with `ioa resume {run_id}`)")
+        svc = make_services(cfg, run_dir, progress, echo, task)
+        try:
+            return run_dir, execute(svc, run_id, fresh=True)
+        finally:
+            svc.trace.close()
+    except BaseException:
+        if not has_checkpoint(run_dir) and _only_ours(run_dir):  # nothing to resume: leave nothing behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def resume(run: str, runs_dir: str = "runs", overrides: dict | None = None, progress=None, echo=None) -> tuple[Path, LearnerState]:
     run_dir = resolve_run_dir(run, runs_dir)
     cfg = load_config(run_dir / "config.yaml", overrides)
+    preflight(cfg)
     if overrides:
         save_config(cfg, run_dir)
     if progress:

@@ -235,7 +235,7 @@ def describe(ev: dict, width: int = 90) -> str:
         else:
             verdict = f"not kept: strength {num(s)} <= tau_dep {num(tau)}"
         how = ("= prior" if ev.get("source") == "prior" else
-               f"= (n_obs*measured + 2*prior)/(n_obs+2)")
+               "= (n_obs*measured + 2*prior)/(n_obs+2)")
         return (f"edge {ev.get('src')} -> {ev.get('dst')}: {verdict}; strength {how} with prior {num(ev.get('prior'))}, "
                 f"measured {num(ev.get('measured'))}, n_obs {num(ev.get('n_obs'))}")
     if k == "targets":
@@ -301,8 +301,22 @@ def _split(values) -> list[str]:
     return [v for x in values or [] for v in str(x).split(",") if v]
 
 
-def filters_from(args) -> dict:
-    stages = [int(s) for s in _split(args.stage)] if args.stage else None
+def filters_from(args, known_events: Iterable[str] = ()) -> dict:
+    """The filters of the command line; a value no event can match is bad input (ConfigError: one line, exit 2).
+    `known_events`: the kinds in this run's trace (a kind newer than EVENT_KINDS is still allowed)."""
+    from ioa_state import ConfigError
+
+    stages = None
+    if args.stage:
+        try:
+            stages = [int(s) for s in _split(args.stage)]
+        except ValueError:
+            raise ConfigError(f"--stage takes stage numbers (0, 1, ...; 0-based as in the trace), got "
+                              f"{','.join(args.stage)!r}") from None
+    allowed = list(dict.fromkeys([*EVENT_KINDS, *known_events]))
+    bad = [e for e in _split(args.event) if e not in allowed]
+    if bad:
+        raise ConfigError(f"--event {bad[0]!r} is not an event kind: use one of {', '.join(allowed)}")
     return {"nodes": set(_split(args.node)) or None, "agents": set(_split(args.agent)) or None,
             "modules": set(_split(args.module)) or None, "stages": stages,
             "events": set(_split(args.event)) | ({"decision"} if args.decision else set()) or None,
@@ -346,14 +360,14 @@ def follow(run_dir: Path, args, flt: dict, out, poll: float = 0.25) -> int:
 
 def cmd_trace(args) -> int:
     run_dir = resolve_run_dir(args.run, args.runs_dir)
-    flt = filters_from(args)
+    events = [] if args.follow else read_events(run_dir)
+    flt = filters_from(args, {str(ev.get("event")) for ev in events})
     if args.color is None:
         args.color = sys.stdout.isatty() and not args.json
     out = sys.stdout
     try:
         if args.follow:
             return follow(run_dir, args, flt, out)
-        events = read_events(run_dir)
         shown = [ev for ev in events if matches(ev, **flt)]
         if args.last:
             shown = shown[-args.last:]

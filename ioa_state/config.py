@@ -78,6 +78,10 @@ class AdapterConfig(_Strict):
                                "min_items items (each draws fresh samples, also from the module's seeds)")
 
 
+# the `role=` of every teacher call the agents make (agents/, baselines/); tests keep this list in step
+TEACHER_ROLES = ("diagnostician", "examiner", "adapter")
+
+
 class TeacherConfig(_Strict):
     """Which chat model teaches, and how it is called.
 
@@ -103,10 +107,28 @@ class TeacherConfig(_Strict):
     max_reasks: int = Field(1, ge=0, description="re-asks when a structured reply does not parse")
     token_budget: int | None = Field(None, ge=1, description="stop the run cleanly once this many teacher tokens are spent")
     shared_cache: str | None = Field(None, description="path of a teacher-call cache shared across runs")
-    roles: dict[str, str] = Field(default_factory=dict, description="per-role spec overrides, e.g. {judge: 'openai:gpt-4o'}")
+    roles: dict[str, str] = Field(default_factory=dict, description="per-role spec overrides, e.g. {examiner: "
+                                  "'openai:gpt-4o'}; roles: diagnostician, examiner, adapter")
     max_failure_share: float = Field(0.1, ge=0, le=1, description="stop the run (resumable) when more than this share of one teacher batch's calls fail after their retries; 1 never stops")
     adaptive_concurrency: bool = Field(True, description="halve the requests in flight on a timeout, 429 or 503 and grow back by one after successes (AIMD), between 1 and `concurrency`")
     concurrency_growth_after: int = Field(8, ge=1, description="successful requests in a row before adaptive concurrency allows one more in flight")
+
+    @field_validator("context_file")
+    @classmethod
+    def _context_file_exists(cls, v: str | None) -> str | None:
+        # read only when the first agent asks, after the models load: check it here (relative to the cwd)
+        if v is not None and not Path(v).expanduser().is_file():
+            rel = "" if Path(v).expanduser().is_absolute() else f" (a relative path is taken from {Path.cwd()})"
+            raise ValueError(f"file {v} not found{rel}: give the path of an existing text file")
+        return v
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(TEACHER_ROLES))
+        if unknown:
+            raise ValueError(f"unknown role {unknown[0]!r}: the teacher's roles are {', '.join(TEACHER_ROLES)}")
+        return v
 
 
 class StudentConfig(_Strict):
@@ -202,18 +224,41 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"config {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+            raise ConfigError(f"config {p} is not valid YAML{yaml_where(e)}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config {p} must be a mapping of fields, got {type(data).__name__}")
     for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        _override(data, dotted, value)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or "config"
-        raise ConfigError(f"invalid config field {where}: {err['msg']} (got {err.get('input')!r})") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"invalid config field {where}: {msg} (got {err.get('input')!r})") from None
+
+
+def yaml_where(e: Exception) -> str:
+    """' at line L, column C: <problem>' of a YAML error (one line), from its problem_mark where it has one."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{at}: {problem}"
+
+
+def _override(data: dict, dotted: str, value) -> None:
+    """Set data[a][b][c] = value for a dotted key 'a.b.c' (a `--set`); a part that is a value, not a group of
+    fields, is a ConfigError."""
+    *parents, leaf = dotted.split(".")
+    if not all(parents) or not leaf:
+        raise ConfigError(f"--set {dotted}=...: the key must be a dotted field name, e.g. thresholds.tau_gap")
+    node, seen = data, []
+    for key in parents:
+        seen.append(key)
+        if node.get(key) is None:
+            node[key] = {}
+        elif not isinstance(node[key], dict):
+            raise ConfigError(f"--set {dotted}: {'.'.join(seen)} is a value ({node[key]!r}), not a group of fields; "
+                              f"set it with --set {'.'.join(seen)}=VALUE")
+        node = node[key]
+    node[leaf] = value

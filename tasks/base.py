@@ -159,11 +159,21 @@ class TaskPack(ABC):
                     want[i] = shares[j]
         sizes = tuple(int(w) for w in want)  # type: ignore[arg-type]
         if sum(sizes) > n or any(s < m for s, m in zip(sizes, _MIN_SIZES)):
-            limit = f" (task.limit={self.task.limit})" if self.task.limit else ""
-            raise ConfigError(
-                f"task pack {self.name!r} has {n} items{limit} but the splits need seed {sizes[0]} + probe {sizes[1]} "
-                f"+ test {sizes[2]} (at least 1 + 2 + 1): lower task.n_seed/n_probe/n_test or give the pack more items")
+            raise ConfigError(self._too_few(n))
         return sizes  # type: ignore[return-value]
+
+    def _too_few(self, n: int) -> str:
+        """The one line for splits that cannot be met: how many items they need at least, and how many there are."""
+        given = [self.task.n_seed, self.task.n_probe, self.task.n_test]
+        low = [f"task.n_{s}={g} (at least {m})" for s, g, m in zip(SPLITS, given, _MIN_SIZES) if g is not None and g < m]
+        if low:
+            return f"task pack {self.name!r}: {', '.join(low)} is too small a split: raise it or leave it unset"
+        need = [g if g is not None else m for g, m in zip(given, _MIN_SIZES)]
+        parts = " + ".join(f"{s} {k}" for s, k in zip(SPLITS, need))
+        limit = f" (task.limit={self.task.limit})" if self.task.limit else ""
+        return (f"task pack {self.name!r} has {n} items{limit} but the splits need at least {sum(need)} ({parts}"
+                f"{', as task.n_seed/n_probe/n_test set them' if any(g is not None for g in given) else ''}): "
+                f"give the pack more items or lower task.n_seed/n_probe/n_test")
 
     def _split(self, items: list[Item]) -> list[Item]:
         n_seed, n_probe, n_test = self.split_sizes(len(items))

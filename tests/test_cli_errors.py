@@ -59,10 +59,10 @@ def test_missing_config_file_and_unknown_run(tmp_path):
     _one_error_line(ioa("resume", "no-such-run", "--runs-dir", str(tmp_path), cwd=tmp_path), "no run")
 
 
-def test_missing_student_model_leaves_a_consistent_run(tmp_path):
+def test_missing_student_model_leaves_nothing(tmp_path):
     cfg = {"run_id": "r", "student": {"source": str(tmp_path / "no-model-here")}, "task": {"pack": "zorbia"}}
     res = ioa("run", str(_write(tmp_path, cfg)), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert res.returncode == 2
     _one_error_line(res, "no-model-here")
-    status = ioa("status", "r", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
-    assert status.returncode == 0, status.stderr
-    assert (tmp_path / "runs" / "r" / "config.yaml").is_file()
+    assert not (tmp_path / "runs" / "r").exists()  # checked before the folder is made: a rerun is not blocked
+    _one_error_line(ioa("status", "r", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path), "no run")

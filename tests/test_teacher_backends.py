@@ -73,7 +73,7 @@ def test_hf_spec_builds_a_lazy_local_model():
 
 def test_role_override_picks_another_backend(monkeypatch, tmp_path):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET")
-    cfg = TeacherConfig(spec="hf:smollm2", roles={"judge": "openai:gpt-4o"})
+    cfg = TeacherConfig(spec="hf:smollm2", roles={"examiner": "openai:gpt-4o"})
     t = Teacher(cfg, tmp_path)
-    assert t.spec_for("judge") == "openai:gpt-4o" and t.spec_for("adapter") == "hf:smollm2"
+    assert t.spec_for("examiner") == "openai:gpt-4o" and t.spec_for("adapter") == "hf:smollm2"
     assert type(t.chat_model("openai:gpt-4o")).__name__ == "ChatOpenAI"

@@ -49,13 +49,13 @@ def test_resumed_run_keeps_its_budget_spent(tmp_path):
 def test_usage_per_role_and_backend_with_costs(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdef")
     with OpenAIServer(_fixed, models=["m", "gpt-4o-mini"]) as srv:
-        cfg = TeacherConfig(spec="openai-compatible:m", base_url=srv.base_url, roles={"judge": "openai:gpt-4o-mini"})
+        cfg = TeacherConfig(spec="openai-compatible:m", base_url=srv.base_url, roles={"examiner": "openai:gpt-4o-mini"})
         t = Teacher(cfg, tmp_path, prices={"m": {"input": 1.0, "output": 2.0}})
-        t.ask([_req(0), _req(1, role="planner"), _req(2, role="judge"), _req(3, role="judge")])
+        t.ask([_req(0), _req(1, role="planner"), _req(2, role="examiner"), _req(3, role="examiner")])
     u = t.usage
-    assert u["adapter"].calls == 1 and u["planner"].calls == 1 and u["judge"].calls == 2
-    assert u["judge"].tokens_in == 20 and u["judge"].tokens_out == 10
-    assert u["judge"].cost_usd == pytest.approx((20 * 0.15 + 10 * 0.60) / 1e6)
+    assert u["adapter"].calls == 1 and u["planner"].calls == 1 and u["examiner"].calls == 2
+    assert u["examiner"].tokens_in == 20 and u["examiner"].tokens_out == 10
+    assert u["examiner"].cost_usd == pytest.approx((20 * 0.15 + 10 * 0.60) / 1e6)
     assert u["adapter"].cost_usd == pytest.approx((10 * 1.0 + 5 * 2.0) / 1e6)
     b = t.usage_by_backend
     assert set(b) == {"openai-compatible:m", "openai:gpt-4o-mini"} and b["openai:gpt-4o-mini"].calls == 2

@@ -237,6 +237,29 @@ def cut_layers(model, keep_layers: list[int]):
     return model
 
 
+def check_source(source: str) -> None:
+    """Raise `ModelNotFound` unless `load_model(source)` can find its weights, without loading anything: `tiny`,
+    `smollm2` (its package installed), a directory with a config.json, or a hub id in the local HF cache (or any hub
+    id while the hub is reachable). Runs before a run directory is made."""
+    src = (source or "").strip()
+    if src == TINY:
+        return
+    if src == SMOLLM2:
+        if not (cache_root() / SMOLLM2_CACHE_SUBDIR).is_dir():
+            smollm2_gguf_path()
+        return
+    path = Path(src).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return
+    if not src or path.exists() or src.startswith((".", "/", "~")) or src.count("/") > 1:
+        raise ModelNotFound(source)
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(src, "config.json"), str) or _hub_reachable():
+        return
+    raise ModelNotFound(source)
+
+
 def load_model(source: str, *, keep_layers: list[int] | None = None, device: str | torch.device = "auto",
                seed: int = 0):
     """Load `(model, tokenizer)` from `source` (see the module docstring); the model is float32, in eval mode,
