@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ioa_state import ArtifactRef, Item, RunConfig
+import yaml
+
+from ioa_state import ArtifactRef, ConfigError, Item, RunConfig
 
 
 @dataclass
@@ -87,3 +89,26 @@ def read_jsonl(run_dir: Path, ref: ArtifactRef, verify: bool = True) -> list[dic
         raise RuntimeError(f"{ref.path} does not match its recorded hash: the run directory was modified")
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def save_config(cfg: RunConfig, run_dir: Path) -> None:
+    from agents.tracing import scrub
+
+    text = scrub(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    tmp = run_dir / ".config.yaml.tmp"
+    tmp.write_text(text)
+    tmp.replace(run_dir / "config.yaml")
+
+
+def load_task(cfg: RunConfig):
+    """The task pack and its items; a bad pack, file or split fails here, before any run directory exists."""
+    from tasks.registry import load_pack
+
+    pack = load_pack(cfg.task)
+    pack_check = getattr(pack, "preflight", None)  # a code pack whose sandbox cannot start Python stops here,
+    if pack_check is not None:                     # before any model loads
+        pack_check()
+    items = {it.id: it for it in pack.items()}
+    if not items:
+        raise ConfigError(f"task pack {cfg.task.pack} gave no items: check its data file and limit")
+    return pack, items

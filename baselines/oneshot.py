@@ -288,12 +288,12 @@ def build_oneshot_report(run_id: str, ioa_state: LearnerState, ioa_report: dict,
 
 def _ioa_run(ioa_run_dir: Path) -> tuple[dict, LearnerState]:
     """The finished IOA run the arm is matched to: its report and its final state (modules, test split)."""
-    from graph import runner
+    from agents.checkpoints import load_state
 
     report_path = ioa_run_dir / "report.json"
     if not report_path.is_file():
         raise ConfigError(f"the one-shot baseline needs a finished IOA run: {report_path} is missing")
-    ioa_state = runner.load_state(ioa_run_dir)
+    ioa_state = load_state(ioa_run_dir)
     if ioa_state is None or not ioa_state.modules:
         raise ConfigError(f"IOA run {ioa_run_dir} has no diagnosed modules to score the one-shot student on")
     return json.loads(report_path.read_text()), ioa_state
@@ -301,13 +301,13 @@ def _ioa_run(ioa_run_dir: Path) -> tuple[dict, LearnerState]:
 
 def _services(cfg: RunConfig, run_dir: Path, progress) -> Services:
     """The arm's services: the task pack, a teacher with its own cache in run_dir, the student, a trace."""
+    from agents.runtime import load_task, save_config
     from agents.teacher import Teacher
-    from graph import runner
     from training.student import Student
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    runner.save_config(cfg, run_dir)
-    pack, items = runner.load_task(cfg)
+    save_config(cfg, run_dir)
+    pack, items = load_task(cfg)
     trace = TraceWriter(run_dir / "trace.jsonl")
 
     def teacher_event(event: dict) -> None:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import bench  # noqa: E402  (light: models load only when a run starts)
-from graph.cli import _parse_set  # noqa: E402
+from cli.main import _parse_set  # noqa: E402
 from ioa_state import load_config  # noqa: E402
 
 

@@ -25,7 +25,7 @@ def run_seed(seed: int, runs_dir: Path, sets: list[str]) -> tuple[dict, float]:
         data = json.loads(report.read_text())
         return data, data.get("wall_s", 0.0)
     else:
-        base = [sys.executable, "-m", "graph.cli"]
+        base = [sys.executable, "-m", "cli.main"]
         if (runs_dir / run_id / "config.yaml").exists():
             cmd = base + ["resume", run_id, "--runs-dir", str(runs_dir)]
         else:

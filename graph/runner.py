@@ -7,67 +7,18 @@ checkpoint; the teacher-call cache makes a resume spend no teacher token twice.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-import yaml
 
-from agents.runtime import Services
-from agents.tracing import TraceWriter, scrub
+from agents.runtime import Services, load_task, save_config  # noqa: F401 (save_config: graph.runner's API)
+from agents.tracing import TraceWriter
 from graph.builder import build
 from ioa_state import ConfigError, LearnerState, RunConfig, load_config
-from ioa_state import state as state_mod
-
-STATE_TYPES = [getattr(state_mod, n) for n in ("LearnerState", "Module", "Observation", "Edge", "Stage", "Decision",
-                                               "ArtifactRef", "Usage", "Item")]
-
-
-def _serde():
-    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-    return JsonPlusSerializer(allowed_msgpack_modules=STATE_TYPES)
-
-
-CHECKPOINTS = "checkpoints.sqlite"
-# what an attempt that died before its first checkpoint leaves (cleared when its run_id is reused)
-DEAD_ATTEMPT_FILES = (CHECKPOINTS, CHECKPOINTS + "-wal", CHECKPOINTS + "-shm", "trace.jsonl", "error.log")
-
-
-def checkpointer(run_dir: Path, read_only: bool = False):
-    """LangGraph's SqliteSaver on runs/<id>/checkpoints.sqlite, restricted to our state types. `read_only` (for
-    status, trace, inspect, report) opens the file so that nothing is ever written into the run."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
-    path = run_dir / CHECKPOINTS
-    if read_only:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(str(path), check_same_thread=False)
-    saver = SqliteSaver(conn, serde=_serde())
-    if read_only:
-        saver.is_setup = True  # its setup creates tables: the run made them, or there is nothing to read
-    return saver
-
-
-def has_checkpoint(run_dir: Path) -> bool:
-    """Whether the run has written a checkpoint (read-only: a folder without one is free to reuse)."""
-    path = run_dir / CHECKPOINTS
-    if not path.is_file():
-        return False
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            return conn.execute("SELECT 1 FROM checkpoints LIMIT 1").fetchone() is not None
-        finally:
-            conn.close()
-    except sqlite3.Error:  # no table yet: the attempt died before its first checkpoint
-        return False
-
-
-def thread(run_id: str) -> dict:
-    return {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
-
+from agents.checkpoints import (CHECKPOINTS, DEAD_ATTEMPT_FILES, checkpointer, has_checkpoint,  # noqa: F401
+                                 load_state, thread)
 
 def resolve_run_dir(run: str, runs_dir: str = "runs") -> Path:
     """A run given by id (under runs_dir) or by path."""
@@ -104,27 +55,6 @@ def preflight(cfg: RunConfig) -> None:
     check_source(cfg.student.source)
 
 
-def save_config(cfg: RunConfig, run_dir: Path) -> None:
-    text = scrub(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    tmp = run_dir / ".config.yaml.tmp"
-    tmp.write_text(text)
-    tmp.replace(run_dir / "config.yaml")
-
-
-def load_task(cfg: RunConfig):
-    """The task pack and its items; a bad pack, file or split fails here, before any run directory exists."""
-    from tasks.registry import load_pack
-
-    pack = load_pack(cfg.task)
-    pack_check = getattr(pack, "preflight", None)  # a code pack whose sandbox cannot start Python stops here,
-    if pack_check is not None:                     # before any model loads
-        pack_check()
-    items = {it.id: it for it in pack.items()}
-    if not items:
-        raise ConfigError(f"task pack {cfg.task.pack} gave no items: check its data file and limit")
-    return pack, items
-
-
 def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None] | None = None,
                   echo: Callable[[dict], None] | None = None, task=None) -> Services:
     """Task pack, items, teacher, student and trace for a run (no model is loaded yet)."""
@@ -148,15 +78,6 @@ def make_services(cfg: RunConfig, run_dir: Path, progress: Callable[[str], None]
 def compiled(run_dir: Path, ablation: str = "none", read_only: bool = False):
     """The graph (of IOA, or of an ablation) over the run's checkpoints; its services come as the run context."""
     return build(ablation).compile(checkpointer=checkpointer(run_dir, read_only))
-
-
-def load_state(run_dir: Path) -> LearnerState | None:
-    """The latest checkpointed learner state of a run (None before its first checkpoint); writes nothing."""
-    if not has_checkpoint(run_dir):
-        return None
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    snap = compiled(run_dir, read_only=True).get_state(thread(cfg["run_id"]))
-    return LearnerState.model_validate(snap.values) if snap.values else None
 
 
 def execute(svc: Services, run_id: str, fresh: bool) -> LearnerState:

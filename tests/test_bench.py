@@ -255,7 +255,7 @@ def test_killed_bench_resumed_the_run_without_paying_twice(first):
 
 
 def test_rerun_reuses_every_finished_run_with_zero_teacher_calls(first, setup, server, capsys):
-    from graph.cli import main
+    from cli.main import main
 
     tmp, path, _ = setup
     result, _, after_first = first
@@ -289,7 +289,7 @@ def test_oneshot_redone_from_its_cache_pays_nothing(first, setup, server):
 
 
 def test_a_run_made_with_another_config_is_refused(first, setup, server, capsys):
-    from graph.cli import EXIT_BAD_INPUT, main
+    from cli.main import EXIT_BAD_INPUT, main
 
     tmp, path, cfg = setup
     n = server.requests

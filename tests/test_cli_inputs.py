@@ -152,12 +152,12 @@ def test_crash_log_goes_into_the_run(tmp_path, monkeypatch):
 
 
 def test_crash_log_without_a_run_or_a_writable_folder(tmp_path, monkeypatch):
-    from graph import cli
+    from cli import run as run_cmd
 
     def crash(args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "cmd_status", crash)
+    monkeypatch.setattr(run_cmd, "cmd_status", crash)
     monkeypatch.chdir("/proc")  # not writable
     rc, _, err = ioa("status", "whatever")
     line = _one_line(rc, err, 1, "RuntimeError: boom", "traceback in " + tempfile.gettempdir())

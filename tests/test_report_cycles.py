@@ -8,10 +8,11 @@ import re
 
 import yaml
 
-from graph import html_report, inspect_cli
+from viewers import html_report
+from viewers import state_view as inspect_cli
 from agents.reporter import build_report, tokens_by_stage
 from ioa_state.stage_history import plan_cycle, stage_history
-from graph.trace_cli import read_events
+from viewers.trace_view import read_events
 from ioa_state import LearnerState
 
 

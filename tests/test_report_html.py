@@ -1,4 +1,4 @@
-"""`ioa report` / graph.html_report.write_html: one self-contained HTML page for the small run, checked as text and
+"""`ioa report` / viewers.html_report.write_html: one self-contained HTML page for the small run, checked as text and
 rendered in headless Chromium (screenshot, DOM after its script ran, console, network log)."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from agents.runtime import read_jsonl
-from graph import html_report, runner
+from graph import runner
+from viewers import html_report
 from trace_helpers import ioa, small_run
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome") if shutil.which(n)), None)

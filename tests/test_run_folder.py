@@ -131,7 +131,7 @@ def test_status_tells_a_crashed_run_from_a_running_one(run_copy):
     from ioa_state import LearnerState
     state = runner.load_state(run_copy)
     assert isinstance(state, LearnerState)
-    from graph.cli import _status_word
+    from cli.run import _status_word
     assert _status_word(run_copy, "running") == "running"
     (run_copy / "error.log").write_text("Traceback ...")
     assert "stopped by an error" in _status_word(run_copy, "running")

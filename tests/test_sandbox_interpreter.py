@@ -171,7 +171,7 @@ def test_load_task_fails_before_any_work_when_the_box_is_broken(venv_python, fre
 
 
 def test_cli_prints_one_line_and_makes_no_run(venv_python, fresh_probe, monkeypatch, tmp_path, capsys):
-    from graph import cli
+    from cli import main as cli
 
     monkeypatch.setattr(sandbox, "_interpreter_paths", lambda python: [])
     monkeypatch.setattr(sys, "executable", venv_python)

@@ -160,7 +160,7 @@ def test_unknown_run_is_one_line_error(run):
 
 def test_trace_is_fast_and_loads_no_model(run):
     runs_dir, run_dir, state, _ = run
-    code = ("import sys, time; t = time.perf_counter(); from graph.cli import main; "
+    code = ("import sys, time; t = time.perf_counter(); from cli.main import main; "
             f"rc = main(['trace', {str(run_dir)!r}, '--event', 'decision']); "
             "assert rc == 0; bad = [m for m in ('torch', 'transformers', 'graph.runner') if m in sys.modules]; "
             "assert not bad, bad; print('SECONDS', time.perf_counter() - t, file=sys.stderr)")
@@ -189,7 +189,7 @@ def test_follow_tails_a_live_run_until_its_report(run, tmp_path):
     live = tmp_path / "live"
     live.mkdir()
     shutil.copy(run_dir / "config.yaml", live / "config.yaml")
-    proc = subprocess.Popen([sys.executable, "-m", "graph.cli", "trace", str(live), "--follow", "--timeout", "120",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "trace", str(live), "--follow", "--timeout", "120",
                              "--event", "decision", "report"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     time.sleep(1.0)  # the trace does not exist yet: follow waits for it

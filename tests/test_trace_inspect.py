@@ -6,7 +6,7 @@ import json
 import pytest
 
 from graph import runner
-from graph.inspect_cli import diff
+from viewers.state_view import diff
 from trace_helpers import ioa, json_lines, small_run
 
 

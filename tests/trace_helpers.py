@@ -159,7 +159,7 @@ def small_run():
 
 def ioa(*args: str) -> tuple[int, str, str]:
     """One `ioa` command line in this process: (exit code, stdout, stderr)."""
-    from graph.cli import main
+    from cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -1,5 +1,4 @@
-"""`ioa inspect RUN`: the learner state at any checkpoint, and what changed between two; plus the registration of
-the debugging subcommands (`ioa trace`, `ioa inspect`, `ioa report`) in the `ioa` parser.
+"""The learner state at any checkpoint of a run, and what changed between two (what `ioa inspect RUN` shows).
 
 The checkpoints are LangGraph's state history of the run's thread (runs/<id>/checkpoints.sqlite), numbered 0, 1, ...
 from the oldest: step 0 is the run's input, every later step the state a node wrote. Nothing here loads a model.
@@ -11,34 +10,10 @@ from the oldest: step 0 is the run's input, every later step the state a node wr
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from graph import trace_cli
 from ioa_state.stage_history import plan_cycle, stage_history
-
-
-def add_commands(sub) -> None:
-    """Add `trace`, `inspect` and `report` to the `ioa` subcommands (called from graph/cli.py build_parser)."""
-    trace_cli.add_parser(sub)
-    i = sub.add_parser("inspect", help="the learner state at any checkpoint, or the difference between two",
-                       description="Lists the run's checkpoints as numbered steps (oldest first); --at N shows one, "
-                                   "--diff A B what changed from A to B (negative numbers count from the end).")
-    i.add_argument("run", help="run id (under runs/) or run directory")
-    i.add_argument("--at", type=int, metavar="STEP", help="summarise the state at this step")
-    i.add_argument("--diff", type=int, nargs=2, metavar=("A", "B"), help="fields that changed from step A to step B")
-    i.add_argument("--json", action="store_true", help="machine-readable output (the steps, the state, or the changes)")
-    i.add_argument("--runs-dir")
-    i.set_defaults(fn=cmd_inspect)
-    r = sub.add_parser("report", help="write a self-contained HTML report of a run (charts, decisions, items)",
-                       description="Mastery ratio per module over rounds, the prerequisite graph with stages and edge "
-                                   "strengths, teacher tokens per stage and role, the decision timeline, and samples "
-                                   "of kept and dropped items. One file, no external request.")
-    r.add_argument("run", help="run id (under runs/) or run directory")
-    r.add_argument("--out", help="output file (default runs/<id>/report.html)")
-    r.add_argument("--runs-dir")
-    r.set_defaults(fn=cmd_report)
 
 
 # -- the state history --------------------------------------------------------------------------------------------
@@ -69,13 +44,16 @@ def history(run_dir: Path) -> list[Step]:
     """The run's checkpoints, oldest first, each with the node that wrote it."""
     import yaml
 
-    from graph import runner
+    from agents.checkpoints import checkpointer, has_checkpoint, thread
+    from graph.builder import build
     from ioa_state import LearnerState
 
-    if not runner.has_checkpoint(run_dir):  # not started yet: nothing to read (and nothing is ever written)
+    if not has_checkpoint(run_dir):  # not started yet: nothing to read (and nothing is ever written)
         return []
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    snaps = list(runner.compiled(run_dir, read_only=True).get_state_history(runner.thread(cfg["run_id"])))[::-1]
+    # the graph (which compiles without services) knows which node each checkpoint was written before
+    graph = build().compile(checkpointer=checkpointer(run_dir, read_only=True))
+    snaps = list(graph.get_state_history(thread(cfg["run_id"])))[::-1]
     steps: list[Step] = []
     for i, s in enumerate(snaps):
         prev = snaps[i - 1] if i else None
@@ -267,50 +245,3 @@ def format_change(c: dict) -> str:
     except (KeyError, TypeError):
         text = _short(val)
     return f"{sign} {c['path']}: {text}"
-
-
-# -- the command --------------------------------------------------------------------------------------------------
-def cmd_inspect(args) -> int:
-    run_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
-    steps = history(run_dir)
-    if args.diff:
-        a, b = _pick(steps, args.diff[0]), _pick(steps, args.diff[1])
-        changes = diff(with_plan_cycle(a.values), with_plan_cycle(b.values))
-        if args.json:
-            print(json.dumps({"from": a.row(), "to": b.row(), "changes": changes}, ensure_ascii=False, default=str))
-            return 0
-        print(f"step {a.index} ({a.wrote}) -> step {b.index} ({b.wrote}): {len(changes)} change(s)")
-        for c in changes:
-            print(format_change(c))
-        return 0
-    if args.at is not None:
-        st = _pick(steps, args.at)
-        if args.json:
-            print(json.dumps({"step": st.row(), "summary": summary(st.values), "state": st.values},
-                             ensure_ascii=False, default=str))
-        else:
-            print(format_summary(st))
-        return 0
-    rows = [s.row() for s in steps]
-    if args.json:
-        for r in rows:
-            print(json.dumps(r, ensure_ascii=False, default=str))
-        return 0
-    if not rows:
-        print(f"run {run_dir.name}: no checkpoint yet")
-        return 0
-    print(f"{'step':>4}  {'wrote':<11}{'phase':<13}{'cycle':>5}{'stage':>6}{'round':>6}  next")
-    for r in rows:
-        print(f"{r['step']:>4}  {r['wrote']:<11}{str(r['phase'] or '-'):<13}{_f(r['cycle']):>5}{_f(r['stage']):>6}"
-              f"{_f(r['round']):>6}  {', '.join(r['next']) or 'END'}")
-    print(f"(`ioa inspect {args.run} --at N` shows a step; `--diff A B` what changed)", file=sys.stderr)
-    return 0
-
-
-def cmd_report(args) -> int:
-    from graph import html_report
-
-    run_dir = trace_cli.resolve_run_dir(args.run, args.runs_dir)
-    path = html_report.write_html(run_dir, Path(args.out) if args.out else None)
-    print(path)
-    return 0

@@ -28,10 +28,10 @@ def add_parser(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from graph.cli import _overrides
+    from cli.options import overrides
     from graph.runner import stderr_progress
 
-    cfg = load_config(args.config, _overrides(args))
+    cfg = load_config(args.config, overrides(args))
     seeds = list(dict.fromkeys(args.seeds))
     runs_dir = args.runs_dir or cfg.runs_dir
     out = args.out or str(Path(runs_dir) / "bench")

@@ -24,7 +24,7 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from graph import trace_cli
+from viewers import trace_view
 from ioa_state.stage_history import call_place, stage_history, stage_label
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
@@ -52,8 +52,8 @@ def _load(run_dir: Path, state=None) -> dict:
     if state is not None and not isinstance(state, dict):
         state = state.model_dump(mode="json")  # a LearnerState handed in (e.g. by the report node)
     elif state is None and (run_dir / "checkpoints.sqlite").exists():
-        from graph import runner
-        st = runner.load_state(run_dir)
+        from agents.checkpoints import load_state
+        st = load_state(run_dir)
         state = st.model_dump(mode="json") if st is not None else None
     report = None
     if (run_dir / "report.json").exists():
@@ -62,14 +62,14 @@ def _load(run_dir: Path, state=None) -> dict:
         except json.JSONDecodeError:
             report = None
     th = {"tau_mastery": 0.9, "tau_low": 0.7, "tau_dep": 0.3, "tau_gap": 0.3, **(cfg.get("thresholds") or {})}
-    return {"cfg": cfg, "th": th, "state": state or {}, "report": report, "events": trace_cli.read_events(run_dir)}
+    return {"cfg": cfg, "th": th, "state": state or {}, "report": report, "events": trace_view.read_events(run_dir)}
 
 
 def _read_jsonl(run_dir: Path, rel: str) -> list[dict]:
     path = run_dir / rel
     if not path.exists():
         return []
-    return list(trace_cli.parse_lines(path.read_text(encoding="utf-8").splitlines()))
+    return list(trace_view.parse_lines(path.read_text(encoding="utf-8").splitlines()))
 
 
 def _status(state: dict, k: str) -> str:
@@ -401,7 +401,7 @@ def decision_chart(state: dict) -> str:
 
 # -- tables -------------------------------------------------------------------------------------------------------
 def _kv(d: dict) -> str:
-    return ", ".join(f"{esc(k)}={esc(trace_cli.compact(v))}" for k, v in (d or {}).items()) or "-"
+    return ", ".join(f"{esc(k)}={esc(trace_view.compact(v))}" for k, v in (d or {}).items()) or "-"
 
 
 def decisions_table(state: dict) -> str:
