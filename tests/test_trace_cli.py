@@ -158,16 +158,14 @@ def test_unknown_run_is_one_line_error(run):
     assert rc == 2 and out == "" and "no run 'no-such-run'" in err and len(err.strip().splitlines()) == 1
 
 
-def test_trace_is_fast_and_loads_no_model(run):
+def test_trace_loads_no_model(run):
     runs_dir, run_dir, state, _ = run
-    code = ("import sys, time; t = time.perf_counter(); from cli.main import main; "
+    code = ("import sys; from cli.main import main; "
             f"rc = main(['trace', {str(run_dir)!r}, '--event', 'decision']); "
             "assert rc == 0; bad = [m for m in ('torch', 'transformers', 'graph.runner') if m in sys.modules]; "
-            "assert not bad, bad; print('SECONDS', time.perf_counter() - t, file=sys.stderr)")
+            "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    seconds = float(proc.stderr.split("SECONDS")[1].split()[0])
-    assert seconds < 15  # ~0.2 s of its own on an idle machine; the rest is importing the CLI
     assert proc.stdout.count("DECISION") == len(state.decisions)
 
 

@@ -1,7 +1,6 @@
 """The packaged SmolLM2-135M-Instruct through the converted cache (slow: converts the GGUF once, ~20 s)."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -13,9 +12,7 @@ pytestmark = pytest.mark.slow
 
 def test_smollm2_answers_the_capital_of_france_greedily():
     smollm2_dir()  # first use converts; later loads read the cache
-    t0 = time.perf_counter()
-    model, tok = load_model("smollm2", device="cpu")
-    assert time.perf_counter() - t0 < 10
+    model, tok = load_model("smollm2", device="cpu")  # from the converted cache (benchmarks measure its speed)
     assert model.config.num_hidden_layers == 30
     assert 134e6 < sum(p.numel() for p in model.parameters()) < 135e6
     [g] = generate(model, tok, [[{"role": "user", "content": "What is the capital of France?"}]], max_new_tokens=24)
