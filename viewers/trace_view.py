@@ -187,96 +187,145 @@ def _where(ev: dict) -> str:
     return " ".join(parts)
 
 
+def _list(xs) -> str:
+    return ", ".join(xs or []) or "-"
+
+
+def _node_start(ev: dict, width: int) -> str:
+    return (f"start {ev.get('node')} (cycle {num(ev.get('cycle'))}, stage {num(ev.get('stage'))}, "
+            f"round {num(ev.get('round'))})")
+
+
+def _node_end(ev: dict, width: int) -> str:
+    return f"end {ev.get('node')} in {num(ev.get('seconds'))}s; updated {_list(ev.get('updated'))}"
+
+
+def _teacher_call(ev: dict, width: int) -> str:
+    system, user = prompt_of(ev.get("messages"))
+    tmpl = ev.get("template") or ev.get("step") or "-"
+    flags = []
+    if ev.get("cached"):
+        flags.append("cached")
+    if ev.get("retries"):
+        flags.append(f"retries {ev['retries']}")
+    if ev.get("error"):
+        flags.append(f"ERROR {short(ev['error'], width)}")
+    where = " ".join(x for x in (_where(ev), f"item {ev['item']}" if ev.get("item") else "") if x)
+    sys_note = f" [+system {len(system)} chars]" if system else ""
+    return (f"teacher {ev.get('role')}/{tmpl}{' ' + where if where else ''}: "
+            f"{num(ev.get('tokens_in'))}+{num(ev.get('tokens_out'))} tok, {num(ev.get('latency_s'), 3)}s"
+            f"{' (' + ', '.join(flags) + ')' if flags else ''} | asked{sys_note}: \"{short(user, width)}\" "
+            f"| answered: \"{short(ev.get('reply'), width)}\"")
+
+
+def _module_diagnosis(ev: dict, width: int) -> str:
+    gap, tau = ev.get("gap"), ev.get("tau_gap")
+    if ev.get("teacher_limited"):
+        verdict = (f"TEACHER-LIMITED: P_T {num(ev.get('teacher_score'))} < teacher_floor "
+                   f"{num(ev.get('teacher_floor'))} (not targeted)")
+    elif ev.get("deficient"):
+        verdict = f"DEFICIENT: gap {num(gap)} > tau_gap {num(tau)}"
+    else:
+        verdict = f"not deficient: gap {num(gap)} <= tau_gap {num(tau)}"
+    fb = f"; fallbacks: {'; '.join(ev['fallbacks'])}" if ev.get("fallbacks") else ""
+    return (f"module {ev.get('module')} ({ev.get('name')}): {verdict}; P_T {num(ev.get('teacher_score'))} "
+            f"P_S {num(ev.get('student_score'))}, severity {num(ev.get('severity'))}"
+            f"{', TARGET' if ev.get('target') else ''}{fb}")
+
+
+def _edge(ev: dict, width: int) -> str:
+    s, tau = ev.get("strength"), ev.get("tau_dep")
+    if ev.get("kept"):
+        verdict = f"KEPT: strength {num(s)} > tau_dep {num(tau)}"
+    elif ev.get("broken_cycle"):
+        verdict = f"dropped to break a cycle (weakest edge; strength {num(s)})"
+    else:
+        verdict = f"not kept: strength {num(s)} <= tau_dep {num(tau)}"
+    how = ("= prior" if ev.get("source") == "prior" else
+           "= (n_obs*measured + 2*prior)/(n_obs+2)")
+    return (f"edge {ev.get('src')} -> {ev.get('dst')}: {verdict}; "
+            f"strength {how} with prior {num(ev.get('prior'))}, "
+            f"measured {num(ev.get('measured'))}, n_obs {num(ev.get('n_obs'))}")
+
+
+def _targets(ev: dict, width: int) -> str:
+    caveats = f"; caveats: {'; '.join(ev['caveats'])}" if ev.get("caveats") else ""
+    return (f"targets: {_list(ev.get('targets'))} (deficient: {_list(ev.get('deficient'))}; "
+            f"teacher-limited: {_list(ev.get('teacher_limited'))}; target_fraction "
+            f"{num(ev.get('target_fraction'))})" + caveats)
+
+
+def _stage_planned(ev: dict, width: int) -> str:
+    levels = ", ".join(f"{m}=L{lv}" for m, lv in (ev.get("levels") or {}).items())
+    return (f"stage {ev.get('stage')} planned: {', '.join(ev.get('modules') or [])} (difficulty "
+            f"{num(ev.get('difficulty'))}, tau_zpd {num(ev.get('tau_zpd'))}; item levels {levels or '-'})")
+
+
+def _synthesis(ev: dict, width: int) -> str:
+    reasons = ", ".join(f"{r}: {n}" for r, n in (ev.get("drop_reasons") or {}).items())
+    return (f"synthesis {ev.get('module')} ({ev.get('mode')}, level {ev.get('level')}, stage {ev.get('stage')}, "
+            f"round {ev.get('round')}): kept {ev.get('kept')}, dropped {ev.get('dropped')}"
+            + (f" ({reasons})" if reasons else ""))
+
+
+def _item_dropped(ev: dict, width: int) -> str:
+    origin = "wrong answer on " if ev.get("from_wrong_answer") else "seed "
+    src = f" from {origin}{ev.get('source')}" if ev.get("source") else ""
+    ans = f" | answer: \"{short(ev.get('answer'), width // 2)}\"" if ev.get("answer") else ""
+    return (f"DROPPED {ev.get('module')} item{src} ({ev.get('mode')}, level {ev.get('level')}): "
+            f"{short(ev.get('reason'), width + 40)} | question: \"{short(ev.get('question'), width)}\"{ans}")
+
+
+def _train(ev: dict, width: int) -> str:
+    return (f"train round {ev.get('round')}: {ev.get('items')} items + {ev.get('replay')} replay, "
+            f"{ev.get('steps')} steps, loss {num(ev.get('loss_first'), 3)} -> {num(ev.get('loss_last'), 3)}, "
+            f"{num(ev.get('seconds'))}s -> {ev.get('checkpoint')}")
+
+
+def _forgetting(ev: dict, width: int) -> str:
+    return (f"FORGETTING {ev.get('module')}: ratio {num(ev.get('ratio'))} < tau_mastery "
+            f"{num(ev.get('tau_mastery'))} -> {ev.get('action')}")
+
+
+def _replan(ev: dict, width: int) -> str:
+    edges = ", ".join(f"{e[0]}->{e[1]} ({num(e[2])})" for e in ev.get("kept_edges") or [] if len(e) >= 3)
+    stages = " | ".join(", ".join(s) for s in ev.get("stages") or [])
+    return f"replan: kept edges changed to {edges or '-'}; stages now {stages or '-'}"
+
+
+def _decision(ev: dict, width: int) -> str:
+    failing = ", ".join(ev.get("failing") or []) or "-"
+    return (f"DECISION {str(ev.get('decision')).upper()} (cycle {num(ev.get('cycle'))}, "
+            f"stage {num(ev.get('stage'))}, round {num(ev.get('round'))}): {ev.get('reason')} | "
+            f"numbers: {kv(ev.get('numbers'))} | thresholds: {kv(ev.get('thresholds'))} | failing: {failing}")
+
+
+def _fallback(ev: dict, width: int) -> str:
+    return f"FALLBACK {ev.get('field')}: {short(ev.get('why'), width)} -> used {ev.get('used')}"
+
+
+def _report(ev: dict, width: int) -> str:
+    o = ev.get("overall") or {}
+    return (f"report: test retention {num(o.get('retention_before'))} -> {num(o.get('retention_after'))} "
+            f"(teacher {num(o.get('teacher'))}, student before {num(o.get('before'))}, "
+            f"after {num(o.get('after'))}); teacher tokens {num(ev.get('teacher_tokens'))}")
+
+
+# event kind -> its one-line describer; a kind not listed is shown as its public fields
+_DESCRIBERS = {
+    "node_start": _node_start, "node_end": _node_end, "teacher_call": _teacher_call,
+    "module_diagnosis": _module_diagnosis, "edge": _edge, "targets": _targets, "stage_planned": _stage_planned,
+    "synthesis": _synthesis, "item_dropped": _item_dropped, "train": _train, "forgetting": _forgetting,
+    "replan": _replan, "decision": _decision, "fallback": _fallback, "report": _report,
+}
+
+
 def describe(ev: dict, width: int = 90) -> str:
     """The one-line explanation of an event (without the seq/time/node prefix)."""
     k = ev.get("event")
-    if k == "node_start":
-        return (f"start {ev.get('node')} (cycle {num(ev.get('cycle'))}, stage {num(ev.get('stage'))}, "
-                f"round {num(ev.get('round'))})")
-    if k == "node_end":
-        return f"end {ev.get('node')} in {num(ev.get('seconds'))}s; updated {', '.join(ev.get('updated') or []) or '-'}"
-    if k == "teacher_call":
-        system, user = prompt_of(ev.get("messages"))
-        tmpl = ev.get("template") or ev.get("step") or "-"
-        flags = []
-        if ev.get("cached"):
-            flags.append("cached")
-        if ev.get("retries"):
-            flags.append(f"retries {ev['retries']}")
-        if ev.get("error"):
-            flags.append(f"ERROR {short(ev['error'], width)}")
-        where = " ".join(x for x in (_where(ev), f"item {ev['item']}" if ev.get("item") else "") if x)
-        sys_note = f" [+system {len(system)} chars]" if system else ""
-        return (f"teacher {ev.get('role')}/{tmpl}{' ' + where if where else ''}: "
-                f"{num(ev.get('tokens_in'))}+{num(ev.get('tokens_out'))} tok, {num(ev.get('latency_s'), 3)}s"
-                f"{' (' + ', '.join(flags) + ')' if flags else ''} | asked{sys_note}: \"{short(user, width)}\" "
-                f"| answered: \"{short(ev.get('reply'), width)}\"")
-    if k == "module_diagnosis":
-        gap, tau = ev.get("gap"), ev.get("tau_gap")
-        if ev.get("teacher_limited"):
-            verdict = (f"TEACHER-LIMITED: P_T {num(ev.get('teacher_score'))} < teacher_floor "
-                       f"{num(ev.get('teacher_floor'))} (not targeted)")
-        elif ev.get("deficient"):
-            verdict = f"DEFICIENT: gap {num(gap)} > tau_gap {num(tau)}"
-        else:
-            verdict = f"not deficient: gap {num(gap)} <= tau_gap {num(tau)}"
-        fb = f"; fallbacks: {'; '.join(ev['fallbacks'])}" if ev.get("fallbacks") else ""
-        return (f"module {ev.get('module')} ({ev.get('name')}): {verdict}; P_T {num(ev.get('teacher_score'))} "
-                f"P_S {num(ev.get('student_score'))}, severity {num(ev.get('severity'))}"
-                f"{', TARGET' if ev.get('target') else ''}{fb}")
-    if k == "edge":
-        s, tau = ev.get("strength"), ev.get("tau_dep")
-        if ev.get("kept"):
-            verdict = f"KEPT: strength {num(s)} > tau_dep {num(tau)}"
-        elif ev.get("broken_cycle"):
-            verdict = f"dropped to break a cycle (weakest edge; strength {num(s)})"
-        else:
-            verdict = f"not kept: strength {num(s)} <= tau_dep {num(tau)}"
-        how = ("= prior" if ev.get("source") == "prior" else
-               "= (n_obs*measured + 2*prior)/(n_obs+2)")
-        return (f"edge {ev.get('src')} -> {ev.get('dst')}: {verdict}; strength {how} with prior {num(ev.get('prior'))}, "
-                f"measured {num(ev.get('measured'))}, n_obs {num(ev.get('n_obs'))}")
-    if k == "targets":
-        return (f"targets: {', '.join(ev.get('targets') or []) or '-'} (deficient: {', '.join(ev.get('deficient') or []) or '-'}; "
-                f"teacher-limited: {', '.join(ev.get('teacher_limited') or []) or '-'}; target_fraction "
-                f"{num(ev.get('target_fraction'))})" + (f"; caveats: {'; '.join(ev['caveats'])}" if ev.get("caveats") else ""))
-    if k == "stage_planned":
-        levels = ", ".join(f"{m}=L{lv}" for m, lv in (ev.get("levels") or {}).items())
-        return (f"stage {ev.get('stage')} planned: {', '.join(ev.get('modules') or [])} (difficulty "
-                f"{num(ev.get('difficulty'))}, tau_zpd {num(ev.get('tau_zpd'))}; item levels {levels or '-'})")
-    if k == "synthesis":
-        reasons = ", ".join(f"{r}: {n}" for r, n in (ev.get("drop_reasons") or {}).items())
-        return (f"synthesis {ev.get('module')} ({ev.get('mode')}, level {ev.get('level')}, stage {ev.get('stage')}, "
-                f"round {ev.get('round')}): kept {ev.get('kept')}, dropped {ev.get('dropped')}"
-                + (f" ({reasons})" if reasons else ""))
-    if k == "item_dropped":
-        src = f" from {'wrong answer on ' if ev.get('from_wrong_answer') else 'seed '}{ev.get('source')}" if ev.get("source") else ""
-        ans = f" | answer: \"{short(ev.get('answer'), width // 2)}\"" if ev.get("answer") else ""
-        return (f"DROPPED {ev.get('module')} item{src} ({ev.get('mode')}, level {ev.get('level')}): "
-                f"{short(ev.get('reason'), width + 40)} | question: \"{short(ev.get('question'), width)}\"{ans}")
-    if k == "train":
-        return (f"train round {ev.get('round')}: {ev.get('items')} items + {ev.get('replay')} replay, "
-                f"{ev.get('steps')} steps, loss {num(ev.get('loss_first'), 3)} -> {num(ev.get('loss_last'), 3)}, "
-                f"{num(ev.get('seconds'))}s -> {ev.get('checkpoint')}")
-    if k == "forgetting":
-        return (f"FORGETTING {ev.get('module')}: ratio {num(ev.get('ratio'))} < tau_mastery "
-                f"{num(ev.get('tau_mastery'))} -> {ev.get('action')}")
-    if k == "replan":
-        edges = ", ".join(f"{e[0]}->{e[1]} ({num(e[2])})" for e in ev.get("kept_edges") or [] if len(e) >= 3)
-        stages = " | ".join(", ".join(s) for s in ev.get("stages") or [])
-        return f"replan: kept edges changed to {edges or '-'}; stages now {stages or '-'}"
-    if k == "decision":
-        failing = ", ".join(ev.get("failing") or []) or "-"
-        return (f"DECISION {str(ev.get('decision')).upper()} (cycle {num(ev.get('cycle'))}, stage {num(ev.get('stage'))}, "
-                f"round {num(ev.get('round'))}): {ev.get('reason')} | numbers: {kv(ev.get('numbers'))} | thresholds: "
-                f"{kv(ev.get('thresholds'))} | failing: {failing}")
-    if k == "fallback":
-        return f"FALLBACK {ev.get('field')}: {short(ev.get('why'), width)} -> used {ev.get('used')}"
-    if k == "report":
-        o = ev.get("overall") or {}
-        return (f"report: test retention {num(o.get('retention_before'))} -> {num(o.get('retention_after'))} "
-                f"(teacher {num(o.get('teacher'))}, student before {num(o.get('before'))}, after {num(o.get('after'))}); "
-                f"teacher tokens {num(ev.get('teacher_tokens'))}")
+    describer = _DESCRIBERS.get(k) if isinstance(k, str) else None
+    if describer is not None:
+        return describer(ev, width)
     rest = {kk: v for kk, v in public(ev).items() if kk not in ("seq", "ts", "event", "node")}
     return f"{k}: " + short(", ".join(f"{kk}={v}" for kk, v in rest.items()), width * 2)
 
