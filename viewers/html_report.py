@@ -24,8 +24,8 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from viewers import trace_view
 from ioa_state.stage_history import call_place, stage_history, stage_label
+from viewers import trace_view
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22"]
@@ -210,22 +210,23 @@ def stage_columns(state: dict, events: list[dict] | None = None) -> list[tuple[s
     return columns + ([("not in a stage", rest)] if rest else [])
 
 
-def graph_chart(state: dict, th: dict, events: list[dict] | None = None) -> str:
-    modules = sorted((state.get("modules") or {}))
-    if not modules:
-        return _empty("graph", "no modules yet")
-    columns = stage_columns(state, events)
-    bw, bh, gx, gy, top = 176, 50, 150, 62, 44
-    rows = max(len(ms) for _, ms in columns)
-    w = max(420, 30 + len(columns) * (bw + gx) - gx + 30)
-    col_bottom = top + rows * (bh + gy) - gy + 14
-    h = col_bottom + 30
+# box width/height, gaps between columns/rows, top of the first box
+_GRAPH_BW, _GRAPH_BH, _GRAPH_GX, _GRAPH_GY, _GRAPH_TOP = 176, 50, 150, 62, 44
+_GRAPH_DEFS = (
+    '<defs><marker id="arrow-kept" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="11" markerHeight="11" '
+    'markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker>'
+    '<marker id="arrow-weak" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" markerHeight="10" '
+    'markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#aaa"/></marker>'
+    '</defs>'
+)
+
+
+def _graph_columns(columns: list[tuple[str, list[str]]], col_bottom: float, body: list[str]
+                   ) -> tuple[dict[str, tuple[float, float]], list[tuple[str, float, float]]]:
+    """Draws the stage columns into `body`; (module -> its latest box's corner, every box placed)."""
+    bw, bh, gx, gy, top = _GRAPH_BW, _GRAPH_BH, _GRAPH_GX, _GRAPH_GY, _GRAPH_TOP
     pos: dict[str, tuple[float, float]] = {}
     boxes: list[tuple[str, float, float]] = []
-    body = ['<defs><marker id="arrow-kept" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="11" markerHeight="11" '
-            'markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker>'
-            '<marker id="arrow-weak" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" markerHeight="10" '
-            'markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#aaa"/></marker></defs>']
     for c, (title, ms) in enumerate(columns):
         x = 30 + c * (bw + gx)
         body.append(f'<rect x="{x - 8}" y="{top - 30}" width="{bw + 16}" height="{col_bottom - top + 30}" rx="8" '
@@ -234,51 +235,87 @@ def graph_chart(state: dict, th: dict, events: list[dict] | None = None) -> str:
         for r, k in enumerate(ms):
             boxes.append((k, x, top + r * (bh + gy)))
             pos[k] = boxes[-1][1:]  # edges join a module's latest stage
+    return pos, boxes
+
+
+def _border(p: tuple[float, float], sign: int, ux: float, uy: float) -> tuple[float, float]:
+    """Where a line from a box's centre `p` along (ux, uy) (times `sign`) leaves the box, plus 3px."""
+    tx = (_GRAPH_BW / 2) / abs(ux) if ux else float("inf")
+    ty = (_GRAPH_BH / 2) / abs(uy) if uy else float("inf")
+    t = min(tx, ty) + 3
+    return p[0] + sign * ux * t, p[1] + sign * uy * t
+
+
+def _edge_tip(e: dict, th: dict) -> str:
+    kept = e.get("kept")
+    return (f"{e['src']} -> {e['dst']}: strength {e['strength']:.2f} {'>' if kept else '<='} tau_dep "
+            f"{th.get('tau_dep', 0):.2f} ({'kept' if kept else 'not kept'}"
+            f"{', broken cycle' if e.get('broken_cycle') else ''}); "
+            f"prior {e['prior']:.2f}, measured {f2(e.get('measured'))}, n_obs {e.get('n_obs')}")
+
+
+def _edge_marks(e: dict, pos: dict[str, tuple[float, float]], th: dict) -> list[str]:
+    """An edge's curve (bent left, from border to border) and its strength label."""
+    bw, bh = _GRAPH_BW, _GRAPH_BH
+    (x1, y1), (x2, y2) = pos[e["src"]], pos[e["dst"]]
+    a = (x1 + bw / 2, y1 + bh / 2)
+    b = (x2 + bw / 2, y2 + bh / 2)
+    # leave / enter the boxes at their borders
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    d = math.hypot(dx, dy) or 1.0
+    ux, uy = dx / d, dy / d
+    s, t = _border(a, 1, ux, uy), _border(b, -1, ux, uy)
+    bend = 40 if abs(dx) < 1 else 26  # bend left, so that an edge and its reverse do not overlap
+    mx, my = (s[0] + t[0]) / 2 - uy * bend, (s[1] + t[1]) / 2 + ux * bend
+    kept = e.get("kept")
+    width = 1 + 4 * float(e.get("strength") or 0)
+    style = (f'stroke="#333" stroke-width="{width:.1f}" marker-end="url(#arrow-kept)"' if kept else
+             f'stroke="#aaa" stroke-width="{width:.1f}" stroke-dasharray="5 4" marker-end="url(#arrow-weak)"')
+    lx, ly = (s[0] + 2 * mx + t[0]) / 4, (s[1] + 2 * my + t[1]) / 4
+    return [
+        f'<path class="mark edge" d="M{s[0]:.1f},{s[1]:.1f} Q{mx:.1f},{my:.1f} {t[0]:.1f},{t[1]:.1f}" '
+        f'fill="none" {style}><title>{esc(_edge_tip(e, th))}</title></path>',
+        f'<rect x="{lx - 15:.1f}" y="{ly - 9:.1f}" width="30" height="14" rx="3" fill="#fff" opacity="0.9"/>',
+        _text(lx, ly + 2, f"{e['strength']:.2f}", "middle", size=10,
+              extra=f'style="fill:{"#333" if kept else "#999"}"'),
+    ]
+
+
+def _node_marks(state: dict, k: str, x: float, y: float) -> list[str]:
+    """A module's box: its status colour, P_T, P_S and mastery ratio."""
+    bw, bh = _GRAPH_BW, _GRAPH_BH
+    m = state["modules"].get(k, {})
+    st = _status(state, k)
+    ps = last_score(state, k)
+    ratio = None if ps is None else ps / max(m.get("teacher_score") or 0.0, 1e-6)
+    return [
+        f'<rect class="mark node" x="{x}" y="{y}" width="{bw}" height="{bh}" rx="6" '
+        f'fill="{STATUS_COLORS.get(st, "#fff")}" stroke="#557"><title>{esc(k)}: {esc(st)}; '
+        f'gap {f2((state.get("gap") or {}).get(k))}</title></rect>',
+        _text(x + bw / 2, y + 18, k[:22], "middle", size=12, extra='font-weight="600"'),
+        _text(x + bw / 2, y + 33, f"P_T {f2(m.get('teacher_score'))} · P_S {f2(ps)} · ratio {f2(ratio)}",
+              "middle", size=10),
+        _text(x + bw / 2, y + 45, st, "middle", "muted", size=9.5),
+    ]
+
+
+def graph_chart(state: dict, th: dict, events: list[dict] | None = None) -> str:
+    modules = sorted((state.get("modules") or {}))
+    if not modules:
+        return _empty("graph", "no modules yet")
+    columns = stage_columns(state, events)
+    bw, bh, gx, gy, top = _GRAPH_BW, _GRAPH_BH, _GRAPH_GX, _GRAPH_GY, _GRAPH_TOP
+    rows = max(len(ms) for _, ms in columns)
+    w = max(420, 30 + len(columns) * (bw + gx) - gx + 30)
+    col_bottom = top + rows * (bh + gy) - gy + 14
+    h = col_bottom + 30
+    body = [_GRAPH_DEFS]
+    pos, boxes = _graph_columns(columns, col_bottom, body)
     for e in state.get("edges") or []:
-        if e["src"] not in pos or e["dst"] not in pos:
-            continue
-        (x1, y1), (x2, y2) = pos[e["src"]], pos[e["dst"]]
-        a = (x1 + bw / 2, y1 + bh / 2)
-        b = (x2 + bw / 2, y2 + bh / 2)
-        # leave / enter the boxes at their borders
-        dx, dy = b[0] - a[0], b[1] - a[1]
-        d = math.hypot(dx, dy) or 1.0
-        ux, uy = dx / d, dy / d
-
-        def border(p, sign):
-            tx = (bw / 2) / abs(ux) if ux else float("inf")
-            ty = (bh / 2) / abs(uy) if uy else float("inf")
-            t = min(tx, ty) + 3
-            return p[0] + sign * ux * t, p[1] + sign * uy * t
-
-        s, t = border(a, 1), border(b, -1)
-        bend = 40 if abs(dx) < 1 else 26  # bend left, so that an edge and its reverse do not overlap
-        mx, my = (s[0] + t[0]) / 2 - uy * bend, (s[1] + t[1]) / 2 + ux * bend
-        kept = e.get("kept")
-        width = 1 + 4 * float(e.get("strength") or 0)
-        style = (f'stroke="#333" stroke-width="{width:.1f}" marker-end="url(#arrow-kept)"' if kept else
-                 f'stroke="#aaa" stroke-width="{width:.1f}" stroke-dasharray="5 4" marker-end="url(#arrow-weak)"')
-        tip = (f"{e['src']} -> {e['dst']}: strength {e['strength']:.2f} {'>' if kept else '<='} tau_dep "
-               f"{th.get('tau_dep', 0):.2f} ({'kept' if kept else 'not kept'}{', broken cycle' if e.get('broken_cycle') else ''}); "
-               f"prior {e['prior']:.2f}, measured {f2(e.get('measured'))}, n_obs {e.get('n_obs')}")
-        body.append(f'<path class="mark edge" d="M{s[0]:.1f},{s[1]:.1f} Q{mx:.1f},{my:.1f} {t[0]:.1f},{t[1]:.1f}" '
-                    f'fill="none" {style}><title>{esc(tip)}</title></path>')
-        lx, ly = (s[0] + 2 * mx + t[0]) / 4, (s[1] + 2 * my + t[1]) / 4
-        body.append(f'<rect x="{lx - 15:.1f}" y="{ly - 9:.1f}" width="30" height="14" rx="3" fill="#fff" opacity="0.9"/>')
-        body.append(_text(lx, ly + 2, f"{e['strength']:.2f}", "middle", size=10,
-                          extra=f'style="fill:{"#333" if kept else "#999"}"'))
+        if e["src"] in pos and e["dst"] in pos:
+            body += _edge_marks(e, pos, th)
     for k, x, y in boxes:
-        m = state["modules"].get(k, {})
-        st = _status(state, k)
-        ps = last_score(state, k)
-        ratio = None if ps is None else ps / max(m.get("teacher_score") or 0.0, 1e-6)
-        body.append(f'<rect class="mark node" x="{x}" y="{y}" width="{bw}" height="{bh}" rx="6" '
-                    f'fill="{STATUS_COLORS.get(st, "#fff")}" stroke="#557"><title>{esc(k)}: {esc(st)}; '
-                    f'gap {f2((state.get("gap") or {}).get(k))}</title></rect>')
-        body.append(_text(x + bw / 2, y + 18, k[:22], "middle", size=12, extra='font-weight="600"'))
-        body.append(_text(x + bw / 2, y + 33, f"P_T {f2(m.get('teacher_score'))} · P_S {f2(ps)} · ratio {f2(ratio)}",
-                          "middle", size=10))
-        body.append(_text(x + bw / 2, y + 45, st, "middle", "muted", size=9.5))
+        body += _node_marks(state, k, x, y)
     body += _legend([("kept edge (strength > tau_dep)", "#333"), ("not kept", "#aaa")], 30, h - 8,
                     {"not kept": "5 4"})
     return _svg("graph", w, h, body, "prerequisite graph with stages and edge strengths")
