@@ -30,8 +30,16 @@ from pathlib import Path
 from typing import Callable
 
 from agents.runtime import Services, write_json, write_jsonl
-from baselines.oneshot import (ROLE, SEED_STRIDE, _Phase, _PairCosts, _score_test, _services, _Writer,
-                               build_oneshot_report)
+from baselines.oneshot import (
+    ROLE,
+    SEED_STRIDE,
+    _PairCosts,
+    _Phase,
+    _score_test,
+    _services,
+    _Writer,
+    build_oneshot_report,
+)
 from ioa_state import ConfigError, Item, RunConfig
 
 MAX_ROUNDS = 8  # a safety cap; the budget usually ends the loop first
@@ -121,6 +129,60 @@ def _train_round(svc: Services, pool: list[dict], steps: int, round_no: int):
     return stats
 
 
+def _train_and_augment(svc: Services, w: _Augmenter, costs: _PairCosts, pool: list[dict],
+                       teacher_answers: dict[str, str], spent: int, budget: int, steps: int,
+                       progress: Callable[[str], None]):
+    """Steps 2-5: train, find the wrong seeds, augment, until the budget, the wrong answers or MAX_ROUNDS run out;
+    (dropped items, tokens spent, last round's training stats, rounds, optimizer steps over every round). Extends
+    `pool` in place."""
+    trace, run_dir = svc.trace, svc.run_dir
+    rounds, dropped, seen, stats, total_steps = 0, [], {r["prompt"].strip().casefold() for r in pool}, None, 0
+    while True:
+        with _Phase(trace, "train"):
+            stats = _train_round(svc, pool, steps, rounds)
+            total_steps += stats.steps
+        trace.emit("train", node="train", round=rounds, items=len(pool), steps=stats.steps,
+                   loss_first=stats.losses[0] if stats.losses else None,
+                   loss_last=stats.losses[-1] if stats.losses else None)
+        rounds += 1
+        with _Phase(trace, "examine"):
+            wrong = wrong_seeds(svc, w.seeds)
+        if not wrong or rounds >= MAX_ROUNDS:
+            break
+        with _Phase(trace, "synthesize"):
+            new, bad, cost = augment(w, costs, wrong, teacher_answers, rounds, budget - spent, seen)
+            spent += cost
+            dropped += bad
+            write_jsonl(run_dir, f"items/llm2llm-r{rounds}.jsonl", new, kind="items")
+        trace.emit("synthesis", node="synthesize", round=rounds, wrong=len(wrong), kept=len(new),
+                   dropped=len(bad), spent=spent, budget=budget)
+        progress(f"llm2llm round {rounds}: {len(wrong)} seed items wrong, {len(new)} new items, "
+                 f"{spent}/{budget} teacher tokens")
+        if not new:
+            break
+        pool += new
+    return dropped, spent, stats, rounds, total_steps
+
+
+def _report(svc: Services, w: _Augmenter, ioa_state, ioa_report: dict, phase: _Phase, tally: dict) -> dict:
+    """The LLM2LLM arm's report.json (the one-shot arm's layout, plus its rounds), written into the run."""
+    after = _score_test(svc, ioa_state)
+    cfg, stats, dropped = svc.cfg, tally["stats"], tally["dropped"]
+    data = build_oneshot_report(cfg.run_id, ioa_state, ioa_report, after, cfg.thresholds.eps, {
+        "spent": tally["spent"], "usage": {ROLE: w.usage}, "optimizer_steps": stats.steps,
+        "budget": tally["budget"], "target_steps": tally["steps"], "pairs": tally["pairs"],
+        "rounds": tally["rounds"], "kept": tally["pairs"], "dropped": len(dropped),
+        "drop_reasons": dict(Counter(d["reason"].split(":")[0] for d in dropped)),
+        "loss_first": stats.losses[0] if stats.losses else None,
+        "loss_last": stats.losses[-1] if stats.losses else None})
+    data["arm"] = "llm2llm"
+    data["baseline"].update({"optimizer_steps_total": tally["total_steps"], "training_rounds": tally["rounds"],
+                             "reference": "Lee et al. 2024, arXiv 2403.15042 (SqueezeAILab/LLM2LLM)"})
+    data["wall_s"] = round(svc.trace.node_seconds() + time.perf_counter() - phase.t0, 1)
+    write_json(svc.run_dir, "report.json", data, kind="report")
+    return data
+
+
 def run_llm2llm(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: Callable[[str], None] | None = None,
                 budget: int | None = None, steps: int | None = None) -> tuple[Path, dict]:
     """The LLM2LLM baseline for `cfg`'s seed against the finished IOA run in `ioa_run_dir`; returns
@@ -143,46 +205,14 @@ def run_llm2llm(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: 
         with _Phase(trace, "synthesize"):
             pool, teacher_answers, spent = _seed_data(w, svc)
             write_jsonl(run_dir, "items/llm2llm-r0.jsonl", pool, kind="items")
-        rounds, dropped, seen, stats, total_steps = 0, [], {r["prompt"].strip().casefold() for r in pool}, None, 0
-        while True:
-            with _Phase(trace, "train"):
-                stats = _train_round(svc, pool, steps, rounds)
-                total_steps += stats.steps
-            trace.emit("train", node="train", round=rounds, items=len(pool), steps=stats.steps,
-                       loss_first=stats.losses[0] if stats.losses else None,
-                       loss_last=stats.losses[-1] if stats.losses else None)
-            rounds += 1
-            with _Phase(trace, "examine"):
-                wrong = wrong_seeds(svc, w.seeds)
-            if not wrong or rounds >= MAX_ROUNDS:
-                break
-            with _Phase(trace, "synthesize"):
-                new, bad, cost = augment(w, costs, wrong, teacher_answers, rounds, budget - spent, seen)
-                spent += cost
-                dropped += bad
-                write_jsonl(run_dir, f"items/llm2llm-r{rounds}.jsonl", new, kind="items")
-            trace.emit("synthesis", node="synthesize", round=rounds, wrong=len(wrong), kept=len(new),
-                       dropped=len(bad), spent=spent, budget=budget)
-            progress(f"llm2llm round {rounds}: {len(wrong)} seed items wrong, {len(new)} new items, "
-                     f"{spent}/{budget} teacher tokens")
-            if not new:
-                break
-            pool += new
+        dropped, spent, stats, rounds, total_steps = _train_and_augment(
+            svc, w, costs, pool, teacher_answers, spent, budget, steps, progress)
         write_jsonl(run_dir, "items/llm2llm-dropped.jsonl", dropped, kind="items")
         save_student(svc.student.model, svc.student.tokenizer, run_dir / "student" / "final")
         with _Phase(trace, "report") as phase:
-            after = _score_test(svc, ioa_state)
-            data = build_oneshot_report(run_id, ioa_state, ioa_report, after, cfg.thresholds.eps, {
-                "spent": spent, "usage": {ROLE: w.usage}, "optimizer_steps": stats.steps, "budget": budget,
-                "target_steps": steps, "pairs": len(pool), "rounds": rounds, "kept": len(pool),
-                "dropped": len(dropped), "drop_reasons": dict(Counter(d["reason"].split(":")[0] for d in dropped)),
-                "loss_first": stats.losses[0] if stats.losses else None,
-                "loss_last": stats.losses[-1] if stats.losses else None})
-            data["arm"] = "llm2llm"
-            data["baseline"].update({"optimizer_steps_total": total_steps, "training_rounds": rounds,
-                                     "reference": "Lee et al. 2024, arXiv 2403.15042 (SqueezeAILab/LLM2LLM)"})
-            data["wall_s"] = round(trace.node_seconds() + time.perf_counter() - phase.t0, 1)
-            write_json(run_dir, "report.json", data, kind="report")
+            data = _report(svc, w, ioa_state, ioa_report, phase, {
+                "spent": spent, "stats": stats, "budget": budget, "steps": steps, "pairs": len(pool),
+                "rounds": rounds, "dropped": dropped, "total_steps": total_steps})
         trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
         return run_dir, json.loads((run_dir / "report.json").read_text())
     finally:
