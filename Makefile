@@ -22,6 +22,7 @@ demo: install
 	$(VENV)/bin/ioa run
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -ra
 
 test-fast: install

@@ -24,8 +24,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from agents.item_checks import (answer_words, duplicate_of, first_sentence, parse_question, verify_by_checker,
-                                verify_by_vote, with_template)
+from agents.item_checks import (
+    answer_words,
+    duplicate_of,
+    first_sentence,
+    parse_question,
+    verify_by_checker,
+    verify_by_vote,
+    with_template,
+)
 from agents.runtime import Services, read_jsonl, write_jsonl
 from ioa_state import Item, LearnerState
 from ioa_state.records import DroppedItem, SynthesizedItem, WrongAnswer
@@ -118,8 +125,16 @@ def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], g
     answer, filled = with_template(v.answer, v.reference) if cfg.adaptations.template else (v.answer, False)
     if cfg.max_items_per_module and kept_in_module >= cfg.max_items_per_module:
         return Judged(False, answer, f"over max_items_per_module {cfg.max_items_per_module}")
-    return Judged(True, answer, item={"reference": v.reference, "adaptations": names + (["simplify"] if plan.simplify else []),
-                                      "template_filled": filled, "verification": v.verification})
+    return Judged(
+        True,
+        answer,
+        item={
+            "reference": v.reference,
+            "adaptations": names + (["simplify"] if plan.simplify else []),
+            "template_filled": filled,
+            "verification": v.verification,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -155,7 +170,9 @@ def sources(state: LearnerState, svc: Services, module: str) -> list[tuple[Item,
 
 def _question_prompt(state: LearnerState, svc: Services, module: str, src: Item, wrong: str | None, hint: str):
     if wrong is None:
-        return render("synthesize", module=state.modules[module].name, seed=svc.pack.format_prompt(src), level_hint=hint)
+        return render(
+            "synthesize", module=state.modules[module].name, seed=svc.pack.format_prompt(src), level_hint=hint
+        )
     return render("remediate", question=svc.pack.format_prompt(src), wrong=first_sentence(wrong),
                   reference=src.reference or "", level_hint=hint)
 
@@ -190,9 +207,18 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: l
     for (k, src, wrong, tmpl, level), rep in zip(meta, svc.teacher.ask(reqs)):
         q = parse_question(rep.text)
         if q is None:
-            dropped.append(DroppedItem(module=k, source=src.id, from_wrong_answer=wrong is not None, level=level,
-                                       mode=plan.mode, pass_=attempt, question=rep.text,
-                                       reason="unparseable question" if rep.error is None else f"teacher error: {rep.error}"))
+            dropped.append(
+                DroppedItem(
+                    module=k,
+                    source=src.id,
+                    from_wrong_answer=wrong is not None,
+                    level=level,
+                    mode=plan.mode,
+                    pass_=attempt,
+                    question=rep.text,
+                    reason="unparseable question" if rep.error is None else f"teacher error: {rep.error}",
+                )
+            )
         else:
             candidates.append(Candidate(k, src, wrong, tmpl, level, q, attempt))
     return candidates, dropped
@@ -207,7 +233,9 @@ def answer_candidates(state: LearnerState, svc: Services, plan: RoundPlan, candi
     obs = state.last_observation()
     reqs, index = [], []
     for ci, c in enumerate(candidates):
-        ratio = obs.scores.get(c.module, 0.0) / max(state.modules[c.module].teacher_score or 0.0, th.eps) if obs else 0.0
+        ratio = (
+            obs.scores.get(c.module, 0.0) / max(state.modules[c.module].teacher_score or 0.0, th.eps) if obs else 0.0
+        )
         adapt, _ = steps.adaptations(svc, plan.simplify, ratio)
         solve = render("solve", context=plan.context or "", adaptations=adapt)
         n = steps.samples(svc, c.source)
@@ -224,9 +252,18 @@ def answer_candidates(state: LearnerState, svc: Services, plan: RoundPlan, candi
     return [a or [""] for a in answers]
 
 
-def judge_all(state: LearnerState, svc: Services, plan: RoundPlan, candidates: list[Candidate],
-              answers: list[list[str]], steps: AdapterSteps, names: list[str], earlier: dict[str, list[tuple[str, str]]],
-              kept: list[SynthesizedItem], dropped: list[DroppedItem]) -> None:
+def judge_all(
+    state: LearnerState,
+    svc: Services,
+    plan: RoundPlan,
+    candidates: list[Candidate],
+    answers: list[list[str]],
+    steps: AdapterSteps,
+    names: list[str],
+    earlier: dict[str, list[tuple[str, str]]],
+    kept: list[SynthesizedItem],
+    dropped: list[DroppedItem],
+) -> None:
     """Step 3: judge every candidate in order, appending to `kept` and `dropped`."""
     gate = {k: [svc.items[i] for i in state.modules[k].gate_ids] for k in plan.modules}
     for c, samples in zip(candidates, answers):

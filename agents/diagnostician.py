@@ -60,7 +60,11 @@ def group_items(items: list[Item], min_probe: int, seed: int) -> dict[str, list[
         n_probe = sum(it.split == "probe" for it in pool)
         k = max(1, min(len(pool), n_probe // (2 * min_probe)))
         vec = TfidfVectorizer(stop_words="english").fit([it.prompt for it in pool])
-        labels = KMeans(n_clusters=k, random_state=seed, n_init=4).fit_predict(vec.transform([it.prompt for it in pool])) if k > 1 else [0] * len(pool)
+        labels = (
+            KMeans(n_clusters=k, random_state=seed, n_init=4).fit_predict(vec.transform([it.prompt for it in pool]))
+            if k > 1
+            else [0] * len(pool)
+        )
         groups = defaultdict(list)
         for it, lab in zip(pool, labels):
             groups[f"cluster-{int(lab)}"].append(it)
@@ -118,9 +122,15 @@ def build_modules(svc: Services) -> dict[str, Module]:
         random.Random(f"{svc.cfg.seed}:{mid}").shuffle(probes)
         half = math.ceil(len(probes) / 2)
         labels = sorted({it.category for it in group if it.category})
-        modules[mid] = Module(id=mid, name=labels[0] if len(labels) == 1 else mid, labels=labels,
-                              seed_ids=[it.id for it in group if it.split == "seed"], gate_ids=sorted(probes[:half]),
-                              remedial_ids=sorted(probes[half:]), test_ids=[it.id for it in group if it.split == "test"])
+        modules[mid] = Module(
+            id=mid,
+            name=labels[0] if len(labels) == 1 else mid,
+            labels=labels,
+            seed_ids=[it.id for it in group if it.split == "seed"],
+            gate_ids=sorted(probes[:half]),
+            remedial_ids=sorted(probes[half:]),
+            test_ids=[it.id for it in group if it.split == "test"],
+        )
     _describe(svc, modules)
     _label_levels(svc, modules)
     return modules
@@ -137,10 +147,16 @@ def _describe(svc: Services, modules: dict[str, Module]) -> None:
                                    role="diagnostician", tag={"module": m.id, "template": p.template}))
     for m, rep in zip(modules.values(), svc.teacher.ask_structured(reqs, ModuleCard)):
         if rep.value is not None:
-            m.name, m.description, m.level = rep.value.name.strip()[:60] or m.name, rep.value.description.strip()[:200], rep.value.level
+            m.name, m.description, m.level = (
+                rep.value.name.strip()[:60] or m.name,
+                rep.value.description.strip()[:200],
+                rep.value.level,
+            )
         else:
             m.description = f"items labelled {', '.join(m.labels) or m.id}"
-            m.fallbacks.append(f"name/description/level: teacher reply did not parse ({rep.error}); kept the data label and level 1")
+            m.fallbacks.append(
+                f"name/description/level: teacher reply did not parse ({rep.error}); kept the data label and level 1"
+            )
 
 
 def _label_levels(svc: Services, modules: dict[str, Module]) -> None:
@@ -161,7 +177,10 @@ def _label_levels(svc: Services, modules: dict[str, Module]) -> None:
             m.item_levels[i] = m.level
             failed[m.id] += 1
     for mid, n in failed.items():
-        modules[mid].fallbacks.append(f"item levels: {n} teacher replies gave no level 1-3; those items take the module level {modules[mid].level}")
+        modules[mid].fallbacks.append(
+            f"item levels: {n} teacher replies gave no level 1-3; "
+            f"those items take the module level {modules[mid].level}"
+        )
 
 
 def parse_level(text: str | None) -> int | None:
@@ -178,9 +197,18 @@ def prerequisite_prior(svc: Services, modules: dict[str, Module]) -> dict[tuple[
         return {}
     listing = "\n".join(f"- {m.name}: {m.description}" for m in modules.values())
     p = render("prerequisites", modules=listing)
-    rep = svc.teacher.ask_structured([TeacherRequest(messages=[{"role": "user", "content": p.text}], temperature=0.0,
-                                                     max_tokens=160, role="diagnostician", tag={"template": p.template})],
-                                     PrerequisiteList)[0]
+    rep = svc.teacher.ask_structured(
+        [
+            TeacherRequest(
+                messages=[{"role": "user", "content": p.text}],
+                temperature=0.0,
+                max_tokens=160,
+                role="diagnostician",
+                tag={"template": p.template},
+            )
+        ],
+        PrerequisiteList,
+    )[0]
     if rep.value is None:
         svc.trace.emit("fallback", node="diagnose", field="prerequisite prior", why=rep.error, used="no prior edges")
         return {}
@@ -214,7 +242,10 @@ def first_diagnosis(svc: Services) -> tuple[dict[str, Module], dict[tuple[str, s
     s_test = scoring.check_all(svc, test_items, scoring.student_answers(svc, test_items))
     test_teacher, _ = scoring.module_scores(test_ids, t_test)
     test_before, _ = scoring.module_scores(test_ids, s_test)
-    test_teacher["overall"], test_before["overall"] = scoring.mean(list(t_test.values())), scoring.mean(list(s_test.values()))
+    test_teacher["overall"], test_before["overall"] = (
+        scoring.mean(list(t_test.values())),
+        scoring.mean(list(s_test.values())),
+    )
     return modules, prior, {"modules": modules, "test_teacher": test_teacher, "test_before": test_before}
 
 
@@ -270,9 +301,13 @@ def diagnose(state: LearnerState, svc: Services, targeting=ioa_targets) -> dict:
     teacher = {k: m.teacher_score or 0.0 for k, m in modules.items()}
     gaps, deficient, limited = ped.classify(teacher, obs.scores, th)
     edges = ped.estimate_edges(sorted(modules), prior, observations, teacher, th)
-    targets, sev, caveats = targeting(state, modules, deficient, limited, ped.severity(gaps, edges, th.alpha), edges, th)
+    targets, sev, caveats = targeting(
+        state, modules, deficient, limited, ped.severity(gaps, edges, th.alpha), edges, th
+    )
     if not deficient:
-        caveats.append("no module is deficient and teachable" + (f" (teacher-limited: {', '.join(limited)})" if limited else ""))
+        caveats.append(
+            "no module is deficient and teachable" + (f" (teacher-limited: {', '.join(limited)})" if limited else "")
+        )
     trace_diagnosis(state, svc, modules, teacher, obs.scores, gaps, deficient, limited, sev, targets, edges, caveats)
     return {**update, "observations": observations, "gap": gaps, "deficient": deficient, "severity": sev,
             "targets": targets, "caveats": sorted(set(state.caveats) | set(caveats)), "edges": edges,

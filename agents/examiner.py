@@ -61,7 +61,9 @@ def exam_plan(state: LearnerState, seed: int, watch_items: int) -> ExamPlan:
     return ExamPlan(ids_by_module, remedial, passed)
 
 
-def take_exam(state: LearnerState, svc: Services, plan: ExamPlan) -> tuple[Observation, dict[str, str], dict[str, float]]:
+def take_exam(
+    state: LearnerState, svc: Services, plan: ExamPlan
+) -> tuple[Observation, dict[str, str], dict[str, float]]:
     """Step 2: the student's answers and scores, and the observation they make."""
     items = [svc.items[i] for i in plan.all_ids]
     stage = state.stage()

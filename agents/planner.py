@@ -28,7 +28,9 @@ def plan(state: LearnerState, svc: Services, make_stages=ioa_stages) -> dict:
     item_level = dict(state.level)
     for k in state.targets:
         m = modules[k]
-        m.passed_level = ped.passed_level(obs.level_scores.get(k, {}), m.teacher_level_scores, th.tau_mastery) if obs else 0
+        m.passed_level = (
+            ped.passed_level(obs.level_scores.get(k, {}), m.teacher_level_scores, th.tau_mastery) if obs else 0
+        )
         item_level[k] = ped.target_level(m.passed_level)
     for s in stages:
         svc.trace.emit("stage_planned", node="plan", cycle=state.cycle, stage=s.index, modules=s.modules,

@@ -11,8 +11,8 @@ import time
 from agents import scoring
 from agents.runtime import Services, write_json
 from agents.tracing import read_lines
-from ioa_state.stage_history import call_place, stage_history, stages_of
 from ioa_state import LearnerState
+from ioa_state.stage_history import call_place, stage_history, stages_of
 
 
 def retention(student: float, teacher: float, eps: float = 1e-6) -> float:
@@ -23,12 +23,21 @@ def summary(rows: list[dict], t: float, b: float, a: float, eps: float) -> dict:
     """Overall and teachable retention (teacher-limited modules excluded, and listed) from per-module rows."""
     teachable = [r for r in rows if not r["teacher_limited"]]
     return {
-        "overall": {"teacher": t, "before": b, "after": a, "retention_before": retention(b, t, eps),
-                    "retention_after": retention(a, t, eps)},
+        "overall": {
+            "teacher": t,
+            "before": b,
+            "after": a,
+            "retention_before": retention(b, t, eps),
+            "retention_after": retention(a, t, eps),
+        },
         "teachable_overall": {
-            "retention_before": retention(sum(r["before"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
+            "retention_before": retention(
+                sum(r["before"] for r in teachable), sum(r["teacher"] for r in teachable), eps
+            ),
             "retention_after": retention(sum(r["after"] for r in teachable), sum(r["teacher"] for r in teachable), eps),
-        } if teachable else None,
+        }
+        if teachable
+        else None,
         "modules": rows,
         "teacher_limited": [r["module"] for r in rows if r["teacher_limited"]],
     }
@@ -60,7 +69,9 @@ def build_report(state: LearnerState, after: dict[str, float], eps: float, event
         "stages": history,
         "decisions": [d.model_dump() for d in state.decisions],
         "caveats": state.caveats,
-        "reference_note": "items without a reference are scored against the teacher's greedy answer (P_T = 1 there by construction)",
+        "reference_note": (
+            "items without a reference are scored against the teacher's greedy answer (P_T = 1 there by construction)"
+        ),
         "status": "stopped" if state.stop_reason else "finished",
         "stop_reason": state.stop_reason,
     }
@@ -110,8 +121,11 @@ def format_table(data: dict) -> str:
     o = data["overall"]
     lines.append(f"{'overall (test)':<18}{o['teacher']:>8.2f}{o['before']:>8.2f}{o['after']:>8.2f}"
                  f"{o['retention_before']:>11.2f}{o['retention_after']:>10.2f}")
-    lines.append(f"test-split retention (student/teacher): before {o['retention_before']:.3f} -> after {o['retention_after']:.3f}; "
-                 f"teacher tokens {data['teacher_tokens']}; optimizer steps {data['optimizer_steps']}; rounds {data['rounds']}")
+    lines.append(
+        f"test-split retention (student/teacher): before {o['retention_before']:.3f} "
+        f"-> after {o['retention_after']:.3f}; "
+        f"teacher tokens {data['teacher_tokens']}; optimizer steps {data['optimizer_steps']}; rounds {data['rounds']}"
+    )
     for c in data.get("caveats") or []:
         lines.append(f"caveat: {c}")
     return "\n".join(lines)

@@ -47,7 +47,9 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def module_scores(ids_by_module: dict[str, list[str]], item_scores: dict[str, float]) -> tuple[dict[str, float], dict[str, int]]:
+def module_scores(
+    ids_by_module: dict[str, list[str]], item_scores: dict[str, float]
+) -> tuple[dict[str, float], dict[str, int]]:
     """Mean score and count per module over the given item ids (ids without a score are skipped)."""
     scores, counts = {}, {}
     for k, ids in ids_by_module.items():

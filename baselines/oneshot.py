@@ -177,7 +177,7 @@ def _questions(batch, q_replies, seen: set[str], dropped: list[dict]) -> list[tu
     from agents.item_checks import parse_question
 
     todo = []
-    for bi, ((src, req, tmpl), rep) in enumerate(zip(batch, q_replies)):
+    for bi, ((src, req, _tmpl), rep) in enumerate(zip(batch, q_replies)):
         base = {"source": src.id, "module": src.category, "round": req.sample_index % SEED_STRIDE}
         q = parse_question(rep.text) if rep.error is None else None
         if q is None:
@@ -332,8 +332,8 @@ def _train_once(svc: Services, kept: list[dict], steps: int, budget: int, caveat
             caveats.append(f"no usable item within the budget of {budget} tokens: the student was not trained")
         return None
     student.model, stats = train_sft(student.model, student.tokenizer, examples, cfg.student, seed=cfg.seed * 1000 + 1,
-                                     max_steps=steps, progress=lambda s, n, l: svc.progress(
-                                         f"  oneshot step {s}/{n} loss {l:.3f}") if s == n or s % 10 == 0 else None)
+                                     max_steps=steps, progress=lambda s, n, loss: svc.progress(
+                                         f"  oneshot step {s}/{n} loss {loss:.3f}") if s == n or s % 10 == 0 else None)
     save_student(student.model, student.tokenizer, svc.run_dir / "student" / "final")
     return stats
 

@@ -1,4 +1,5 @@
-"""The bench (`ioa bench`): does the pedagogy pay? IOA against its baselines (algorithm §5), over random seeds, in one table.
+"""The bench (`ioa bench`): does the pedagogy pay? IOA against its baselines (algorithm §5), over random seeds, in one
+table.
 
 For every seed (RunConfig.seed), on the same task pack, teacher and student:
 
@@ -27,8 +28,22 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from bench.arms import (ABLATIONS, ARMS, MATCHED, OPERATIONAL, arm_config, check_compatible, comparable,
-                        ensure_graph_run, ensure_matched, format_plan, plan, row, run_id_for, trace_seconds)
+from bench.arms import (
+    ABLATIONS,
+    ARMS,
+    MATCHED,
+    OPERATIONAL,
+    arm_config,
+    check_compatible,
+    comparable,
+    ensure_graph_run,
+    ensure_matched,
+    format_plan,
+    plan,
+    row,
+    run_id_for,
+    trace_seconds,
+)
 from bench.plot import render_svg
 from bench.table import METRICS, budget_checks, format_table, summarize
 from ioa_state import ConfigError, RunConfig

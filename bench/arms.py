@@ -132,7 +132,10 @@ def ensure_matched(arm: str, cfg: RunConfig, ioa_dir: Path, ioa_report: dict, pr
     if path.is_file():
         data = json.loads(path.read_text())
         base = data.get("baseline") or {}
-        if base.get("budget") == ioa_report["teacher_tokens"] and base.get("target_steps") == ioa_report["optimizer_steps"]:
+        if (
+            base.get("budget") == ioa_report["teacher_tokens"]
+            and base.get("target_steps") == ioa_report["optimizer_steps"]
+        ):
             progress(f"bench: {cfg.run_id}: reusing the finished run")
             return run_dir, data, "reuse"
         progress(f"bench: {cfg.run_id}: its budget or steps differ from {ioa_report.get('run_id')}'s: redoing it "
@@ -176,7 +179,13 @@ def plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str) -> li
                           "action": "derived", "shown": True, "note": " (the IOA run's student-before numbers)"})
         for arm in (a for a in MATCHED if a in arms):
             d = Path(runs_dir) / run_id_for(seed, arm)
-            act = "reuse" if (d / "report.json").is_file() else "resume" if (d / "teacher_cache.sqlite").is_file() else "run"
+            act = (
+                "reuse"
+                if (d / "report.json").is_file()
+                else "resume"
+                if (d / "teacher_cache.sqlite").is_file()
+                else "run"
+            )
             steps.append({"seed": seed, "arm": arm, "run_dir": str(d), "action": act, "shown": True})
         for arm in ABLATIONS:
             if arm in arms:

@@ -1,6 +1,7 @@
 """The bench's plot: retention per arm with min-max bars, as one self-contained SVG (bench.svg)."""
 from __future__ import annotations
 
+
 def _esc(text: str) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 

@@ -96,9 +96,12 @@ def format_table(result: dict) -> str:
         lines.append("teacher-limited modules: none")
     for c in result.get("checks", []):
         frac = f"{100 * c['fraction']:.1f}%" if c["fraction"] is not None else "-"
-        lines.append(f"{c.get('arm', 'oneshot')} seed {c['seed']}: spent {c['spent']} of the IOA run's {c['budget']} teacher tokens "
-                     f"({frac}{'' if c['within_5pct'] else ', NOT within 5%'}); optimizer steps {c['oneshot_steps']}"
-                     f" {'=' if c['steps_equal'] else '!='} IOA's {c['ioa_steps']}")
+        lines.append(
+            f"{c.get('arm', 'oneshot')} seed {c['seed']}: "
+            f"spent {c['spent']} of the IOA run's {c['budget']} teacher tokens "
+            f"({frac}{'' if c['within_5pct'] else ', NOT within 5%'}); optimizer steps {c['oneshot_steps']}"
+            f" {'=' if c['steps_equal'] else '!='} IOA's {c['ioa_steps']}"
+        )
     stopped = [r for r in result["rows"] if r["status"] != "finished"]
     for r in stopped:
         lines.append(f"note: {r['run_id']} ({r['arm']}, seed {r['seed']}) {r['status']}: {r['stop_reason']}")

@@ -41,7 +41,10 @@ def snapshot(run_dir: Path) -> dict:
     out["decisions"] = _clean([{k: e.get(k) for k in ("decision", "cycle", "stage", "round", "numbers", "failing")}
                                for e in events if e.get("event") == "decision"])
     paid = [e for e in events if e.get("event") == "teacher_call" and not e.get("cached")]
-    out["teacher_paid"] = {"calls": len(paid), "tokens": sum(e.get("tokens_in", 0) + e.get("tokens_out", 0) for e in paid)}
+    out["teacher_paid"] = {
+        "calls": len(paid),
+        "tokens": sum(e.get("tokens_in", 0) + e.get("tokens_out", 0) for e in paid),
+    }
     return out
 
 

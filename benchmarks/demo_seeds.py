@@ -50,7 +50,10 @@ def main() -> int:
         rows.append({"seed": seed, "before": o["retention_before"], "after": o["retention_after"],
                      "teacher": o["teacher"], "tokens": data["teacher_tokens"], "steps": data["optimizer_steps"],
                      "rounds": data["rounds"], "wall_s": wall})
-    print(f"{'seed':>4} {'teacher':>8} {'ret.before':>10} {'ret.after':>10} {'tokens':>8} {'steps':>6} {'rounds':>6} {'wall s':>7}")
+    print(
+        f"{'seed':>4} {'teacher':>8} {'ret.before':>10} {'ret.after':>10} "
+        f"{'tokens':>8} {'steps':>6} {'rounds':>6} {'wall s':>7}"
+    )
     for r in rows:
         print(f"{r['seed']:>4} {r['teacher']:>8.3f} {r['before']:>10.3f} {r['after']:>10.3f} {r['tokens']:>8} "
               f"{r['steps']:>6} {r['rounds']:>6} {r['wall_s']:>7.0f}")

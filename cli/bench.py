@@ -7,15 +7,21 @@ from pathlib import Path
 from bench import ARMS, format_plan, run_bench
 from ioa_state import load_config
 
+
 def add_parser(sub) -> None:
     """Add `ioa bench` to the `ioa` subcommands (called from graph/cli.py build_parser)."""
-    b = sub.add_parser("bench", help="IOA against its baselines (one-shot, undistilled, ablations) over seeds: one table",
-                       description="For each seed: the IOA run, the undistilled student, a one-shot (Self-Instruct) "
-                                   "run on the IOA run's teacher budget and optimizer steps, and the ablations; "
-                                   "finished runs are reused, unfinished ones resumed. Prints one table and writes "
-                                   "bench.json and bench.svg.")
+    b = sub.add_parser(
+        "bench",
+        help="IOA against its baselines (one-shot, undistilled, ablations) over seeds: one table",
+        description="For each seed: the IOA run, the undistilled student, a one-shot (Self-Instruct) "
+        "run on the IOA run's teacher budget and optimizer steps, and the ablations; "
+        "finished runs are reused, unfinished ones resumed. Prints one table and writes "
+        "bench.json and bench.svg.",
+    )
     b.add_argument("config", nargs="?", help="YAML run config (none: the embedded default)")
-    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED", help="random seeds (default 0 1 2)")
+    b.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED", help="random seeds (default 0 1 2)"
+    )
     b.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), metavar="ARM",
                    help=f"arms to compare (default all: {' '.join(ARMS)})")
     b.add_argument("--out", help="where bench.json and bench.svg go (default <runs-dir>/bench)")

@@ -1,9 +1,9 @@
 """`ioa inspect RUN` (the learner state at any checkpoint, or what changed between two) and `ioa report RUN` (the
 self-contained HTML page). The viewers are viewers/state_view.py and viewers/html_report.py; nothing loads a model.
 
-    ioa inspect RUN                 the numbered steps: node that wrote it, phase, cycle, stage, round
-    ioa inspect RUN --at 7          one checkpoint summarised: modules (P_T, P_S, ratio), edges, stages, decisions, tokens
-    ioa inspect RUN --diff 3 4      what changed: old -> new for scalars, added / removed entries for lists and dicts
+    ioa inspect RUN             the numbered steps: node that wrote it, phase, cycle, stage, round
+    ioa inspect RUN --at 7      one checkpoint summarised: modules (P_T, P_S, ratio), edges, stages, decisions, tokens
+    ioa inspect RUN --diff 3 4  what changed: old -> new for scalars, added / removed entries for lists and dicts
 """
 from __future__ import annotations
 

@@ -49,7 +49,9 @@ def write_crash_log(run_dir: Path | None) -> Path | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ioa", description="IOA: teach a student LLM from a teacher LLM (Identifier, Organizer, Adapter).")
+    p = argparse.ArgumentParser(
+        prog="ioa", description="IOA: teach a student LLM from a teacher LLM (Identifier, Organizer, Adapter)."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     run_cmd.add_parsers(sub)
     trace_cmd.add_parser(sub)

@@ -1,4 +1,6 @@
-"""`ioa run`, `ioa resume` and `ioa status`: start a run, continue one from its last checkpoint, and say where it stands."""
+"""`ioa run`, `ioa resume` and `ioa status`: start a run, continue one from its last checkpoint, and say where it
+stands."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +12,17 @@ from cli.options import overrides
 def add_parsers(sub) -> None:
     r = sub.add_parser("run", help="start a run (no config: the embedded default)")
     r.add_argument("config", nargs="?", help="YAML run config (see examples/)")
-    r.add_argument("--teacher", help="teacher spec: hf:smollm2 | openai:<model> | openai-compatible:<model> | vllm:<model>")
+    r.add_argument(
+        "--teacher", help="teacher spec: hf:smollm2 | openai:<model> | openai-compatible:<model> | vllm:<model>"
+    )
     r.add_argument("--base-url", help="base URL of an OpenAI-compatible server")
     r.add_argument("--seed", type=int)
     r.add_argument("--run-id")
     r.add_argument("--runs-dir")
     r.add_argument("--budget", type=int, help="teacher token budget (stops cleanly, resumable)")
-    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. thresholds.tau_mastery=0.8")
+    r.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config field, e.g. thresholds.tau_mastery=0.8"
+    )
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("resume", help="continue a run from its last checkpoint")
     s.add_argument("run", help="run id (under runs/) or run directory")

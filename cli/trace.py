@@ -7,8 +7,16 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from viewers.trace_view import (EVENT_KINDS, Context, format_line, matches, parse_lines, public, read_events,
-                                resolve_run_dir)
+from viewers.trace_view import (
+    EVENT_KINDS,
+    Context,
+    format_line,
+    matches,
+    parse_lines,
+    public,
+    read_events,
+    resolve_run_dir,
+)
 
 
 def _split(values) -> list[str]:
@@ -67,7 +75,10 @@ def follow(run_dir: Path, args, flt: dict, out, poll: float = 0.25) -> int:
                 if ev.get("event") == "report":
                     return 0
         if deadline is not None and time.monotonic() >= deadline:
-            print(f"ioa trace: stopped following after --timeout {args.timeout:g}s ({shown} events shown)", file=sys.stderr)
+            print(
+                f"ioa trace: stopped following after --timeout {args.timeout:g}s ({shown} events shown)",
+                file=sys.stderr,
+            )
             return 0
         time.sleep(poll)
 
@@ -102,17 +113,29 @@ def add_parser(sub) -> None:
                                    "diagnoses, prerequisite edges, teacher calls, dropped items, ...). Filters combine "
                                    "with AND; repeat a filter or give a comma list for OR.")
     t.add_argument("run", help="run id (under runs/) or run directory")
-    t.add_argument("--node", action="append", metavar="NODE", help="diagnose | plan | synthesize | train | examine | report")
-    t.add_argument("--agent", action="append", metavar="ROLE",
-                   help="diagnostician | planner | adapter | trainer | examiner (teacher calls: the role that made them)")
+    t.add_argument(
+        "--node", action="append", metavar="NODE", help="diagnose | plan | synthesize | train | examine | report"
+    )
+    t.add_argument(
+        "--agent",
+        action="append",
+        metavar="ROLE",
+        help="diagnostician | planner | adapter | trainer | examiner (teacher calls: the role that made them)",
+    )
     t.add_argument("--module", action="append", metavar="M", help="events about module M (an edge matches either end)")
-    t.add_argument("--stage", action="append", metavar="N", help="events of curriculum stage N (0-based, as in the trace)")
+    t.add_argument(
+        "--stage", action="append", metavar="N", help="events of curriculum stage N (0-based, as in the trace)"
+    )
     t.add_argument("--event", action="extend", nargs="+", metavar="KIND",
                    help=f"event kinds: {', '.join(EVENT_KINDS)}")
     t.add_argument("--decision", action="append", metavar="KIND",
                    help="only decisions of this kind: advance | remediate | simplify | give_up | rediagnose | finish")
-    t.add_argument("--json", action="store_true", help="print matching events as JSON lines (as written in trace.jsonl)")
-    t.add_argument("--follow", "-f", action="store_true", help="tail a live run; stops at its report event or --timeout")
+    t.add_argument(
+        "--json", action="store_true", help="print matching events as JSON lines (as written in trace.jsonl)"
+    )
+    t.add_argument(
+        "--follow", "-f", action="store_true", help="tail a live run; stops at its report event or --timeout"
+    )
     t.add_argument("--timeout", type=float, default=None, help="with --follow: stop after this many seconds")
     t.add_argument("--last", type=int, default=None, metavar="N", help="only the last N matching events")
     t.add_argument("--full", action="store_true", help="do not shorten prompts and replies")

@@ -9,7 +9,7 @@ START -> diagnose -> plan -teach-> synthesize -> train -> examine --+-advance---
 The run's services (config, task pack, teacher, student, trace) reach the nodes through LangGraph's runtime context
 (`context_schema=Services`, `graph.stream(..., context=services)`), so the graph compiles without them. An ablation
 (RunConfig.ablation) swaps in its own node functions (baselines/ablations.py); the IOA nodes never test it.
-"""
+"""  # noqa: E501 - the state-machine diagram above is wider than a line
 from __future__ import annotations
 
 import time

@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-
+from agents.checkpoints import CHECKPOINTS, DEAD_ATTEMPT_FILES, checkpointer, has_checkpoint, load_state, thread  # noqa: F401
 from agents.runtime import Services, load_task, save_config  # noqa: F401 (save_config: graph.runner's API)
 from agents.tracing import TraceWriter
 from graph.builder import build
 from ioa_state import ConfigError, LearnerState, RunConfig, load_config
-from agents.checkpoints import (CHECKPOINTS, DEAD_ATTEMPT_FILES, checkpointer, has_checkpoint,  # noqa: F401
-                                 load_state, thread)
+
 
 def resolve_run_dir(run: str, runs_dir: str = "runs") -> Path:
     """A run given by id (under runs_dir) or by path."""
@@ -32,7 +31,10 @@ def new_run_dir(cfg: RunConfig) -> tuple[str, Path]:
     run_id = cfg.run_id or f"{cfg.task.pack}-{time.strftime('%Y%m%d-%H%M%S')}-s{cfg.seed}"
     run_dir = Path(cfg.runs_dir) / run_id
     if has_checkpoint(run_dir):
-        raise ConfigError(f"run {run_id} already exists in {cfg.runs_dir}: continue it with `ioa resume {run_id}` or pick another run_id")
+        raise ConfigError(
+            f"run {run_id} already exists in {cfg.runs_dir}: "
+            f"continue it with `ioa resume {run_id}` or pick another run_id"
+        )
     for name in DEAD_ATTEMPT_FILES:  # an attempt that died before its first checkpoint: nothing to keep
         (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +122,9 @@ def start(cfg: RunConfig, progress=None, echo=None, on_run_dir=None) -> tuple[Pa
         raise
 
 
-def resume(run: str, runs_dir: str = "runs", overrides: dict | None = None, progress=None, echo=None) -> tuple[Path, LearnerState]:
+def resume(
+    run: str, runs_dir: str = "runs", overrides: dict | None = None, progress=None, echo=None
+) -> tuple[Path, LearnerState]:
     run_dir = resolve_run_dir(run, runs_dir)
     cfg = load_config(run_dir / "config.yaml", overrides)
     preflight(cfg)

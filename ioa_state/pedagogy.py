@@ -23,7 +23,9 @@ def gap(p_t: float, p_s: float, eps: float) -> float:
     return (p_t - p_s) / max(p_t, eps)
 
 
-def classify(teacher: dict[str, float], student: dict[str, float], th: Thresholds) -> tuple[dict[str, float], list[str], list[str]]:
+def classify(
+    teacher: dict[str, float], student: dict[str, float], th: Thresholds
+) -> tuple[dict[str, float], list[str], list[str]]:
     """Gaps of every module, the deficient modules (gap > tau_gap, teachable) and the teacher-limited ones."""
     gaps = {k: gap(teacher[k], student.get(k, 0.0), th.eps) for k in teacher}
     limited = sorted(k for k, pt in teacher.items() if pt < th.teacher_floor)
@@ -35,7 +37,8 @@ def measured_dependency(src: str, dst: str, observations: list[Observation], tea
                         th: Thresholds) -> tuple[float | None, int]:
     """Eq. 3 from observations of the student taken while `dst` was still untrained.
 
-    Dep(i->j) = (mean P_S(j | r(i) >= tau_high) - mean P_S(j | r(i) < tau_low)) / (mean P_S(j | r(i) >= tau_high) + eps),
+    Dep(i->j) = (mean P_S(j | r(i) >= tau_high) - mean P_S(j | r(i) < tau_low))
+                / (mean P_S(j | r(i) >= tau_high) + eps),
     clipped to [0, 1]. Returns (value or None when a condition has no observation, n = the smaller count).
     """
     high, low = [], []
@@ -129,7 +132,8 @@ def select_targets(deficient: list[str], limited: list[str], sev: dict[str, floa
 
 def plan_stages(targets: list[str], edges: list[Edge], levels: dict[str, int], gaps: dict[str, float],
                 tau_zpd: float) -> list[Stage]:
-    """Eq. 7 topological layers of the target subgraph, ordered by (level, gap) inside a layer, then Eq. 8 ZPD splits."""
+    """Eq. 7 topological layers of the target subgraph, ordered by (level, gap) inside a layer, then Eq. 8 ZPD
+    splits."""
     g = nx.DiGraph()
     g.add_nodes_from(targets)
     g.add_edges_from((e.src, e.dst) for e in edges if e.kept and e.src in targets and e.dst in targets)
@@ -215,30 +219,57 @@ def decide(state: LearnerState, th: Thresholds) -> Decision:
     failing = sorted(k for k, r in ratios.items() if r < th.tau_mastery)
     min_r = stage.min_ratio_history[-1]
     prev = stage.min_ratio_history[-2] if len(stage.min_ratio_history) > 1 else None
-    numbers = {"min_ratio": round(min_r, 6), "rounds": stage.rounds, **{f"r[{k}]": round(v, 6) for k, v in ratios.items()}}
+    numbers = {
+        "min_ratio": round(min_r, 6),
+        "rounds": stage.rounds,
+        **{f"r[{k}]": round(v, 6) for k, v in ratios.items()},
+    }
     base = dict(cycle=state.cycle, stage=stage.index, round=stage.rounds, numbers=numbers, failing=failing,
                 modules=list(stage.modules))
     if mastery_gate(ratios, th.tau_mastery):
         return Decision(kind="advance", reason=f"min mastery {min_r:.2f} >= tau_mastery {th.tau_mastery:.2f}",
                         thresholds={"tau_mastery": th.tau_mastery}, **base)
     if stage.rounds >= 1 + th.max_remedial_rounds:
-        return Decision(kind="give_up", reason=(f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f} after "
-                                                f"{stage.rounds} rounds = 1 + max_remedial_rounds {th.max_remedial_rounds}"),
-                        thresholds={"tau_mastery": th.tau_mastery, "max_remedial_rounds": th.max_remedial_rounds}, **base)
+        return Decision(
+            kind="give_up",
+            reason=(
+                f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f} after "
+                f"{stage.rounds} rounds = 1 + max_remedial_rounds {th.max_remedial_rounds}"
+            ),
+            thresholds={"tau_mastery": th.tau_mastery, "max_remedial_rounds": th.max_remedial_rounds},
+            **base,
+        )
     if prev is None:
-        return Decision(kind="remediate", reason=f"first round of the stage; min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}",
-                        thresholds={"tau_mastery": th.tau_mastery}, **base)
+        return Decision(
+            kind="remediate",
+            reason=f"first round of the stage; min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}",
+            thresholds={"tau_mastery": th.tau_mastery},
+            **base,
+        )
     progress = min_r - prev
     base["numbers"]["progress"] = round(progress, 6)
     if progress >= th.min_progress - 1e-12:
-        return Decision(kind="remediate", reason=f"progress {progress:+.2f} >= min_progress {th.min_progress:.2f}; min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}",
-                        thresholds={"tau_mastery": th.tau_mastery, "min_progress": th.min_progress}, **base)
-    return Decision(kind="simplify", reason=(f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}; "
-                                             f"progress {progress:+.2f} < min_progress {th.min_progress:.2f}"),
-                    thresholds={"tau_mastery": th.tau_mastery, "min_progress": th.min_progress, "tau_low": th.tau_low}, **base)
+        return Decision(
+            kind="remediate",
+            reason=f"progress {progress:+.2f} >= min_progress {th.min_progress:.2f}; "
+            f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}",
+            thresholds={"tau_mastery": th.tau_mastery, "min_progress": th.min_progress},
+            **base,
+        )
+    return Decision(
+        kind="simplify",
+        reason=(
+            f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}; "
+            f"progress {progress:+.2f} < min_progress {th.min_progress:.2f}"
+        ),
+        thresholds={"tau_mastery": th.tau_mastery, "min_progress": th.min_progress, "tau_low": th.tau_low},
+        **base,
+    )
 
 
-def after_stage(state: LearnerState, th: Thresholds, has_next_stage: bool, single_cycle: bool = False) -> Decision | None:
+def after_stage(
+    state: LearnerState, th: Thresholds, has_next_stage: bool, single_cycle: bool = False
+) -> Decision | None:
     """After advance or give-up on the last stage: re-diagnose while cycles remain, else finish."""
     if has_next_stage:
         return None
@@ -259,7 +290,9 @@ def replan_pending(stages: list[Stage], current: int, edges: list[Edge], levels:
     if not pending:
         return [s.model_copy() for s in stages]
     fresh = plan_stages(pending, edges, levels, gaps, tau_zpd)
-    return [s.model_copy() for s in done] + [s.model_copy(update={"index": current + 1 + i}) for i, s in enumerate(fresh)]
+    return [s.model_copy() for s in done] + [
+        s.model_copy(update={"index": current + 1 + i}) for i, s in enumerate(fresh)
+    ]
 
 
 def apply_decision(view: LearnerState, th: Thresholds, max_rounds_total: int, single_cycle: bool = False) -> dict:

@@ -230,8 +230,24 @@ class ReportEvent(TraceEvent):
 
 EVENT_KINDS: dict[str, type[TraceEvent]] = {
     cls.model_fields["event"].default: cls
-    for cls in (NodeStart, NodeEnd, TeacherCall, TeacherConcurrency, ModuleDiagnosis, EdgeEvent, Targets, StagePlanned, Synthesis,
-                ItemDroppedEvent, Train, Forgetting, Replan, DecisionEvent, Fallback, ReportEvent)
+    for cls in (
+        NodeStart,
+        NodeEnd,
+        TeacherCall,
+        TeacherConcurrency,
+        ModuleDiagnosis,
+        EdgeEvent,
+        Targets,
+        StagePlanned,
+        Synthesis,
+        ItemDroppedEvent,
+        Train,
+        Forgetting,
+        Replan,
+        DecisionEvent,
+        Fallback,
+        ReportEvent,
+    )
 }
 
 

@@ -14,8 +14,12 @@ def plan_cycle(state: dict) -> int:
     once, but the old plan stays in the state until the plan node replaces it."""
     cur = int(state.get("cycle") or 0)
     decisions = state.get("decisions") or []
-    if (decisions and decisions[-1].get("kind") == "rediagnose" and state.get("phase") in ("examined", "advance", "give_up", "diagnosed")
-            and decisions[-1].get("cycle") is not None):
+    if (
+        decisions
+        and decisions[-1].get("kind") == "rediagnose"
+        and state.get("phase") in ("examined", "advance", "give_up", "diagnosed")
+        and decisions[-1].get("cycle") is not None
+    ):
         return int(decisions[-1]["cycle"])
     return cur
 

@@ -46,18 +46,29 @@ class Module(_Model):
     id: str
     name: str
     description: str = ""
-    level: int = Field(1, ge=1, le=3, description="teacher's difficulty label: 1 introductory, 2 intermediate, 3 advanced")
+    level: int = Field(
+        1, ge=1, le=3, description="teacher's difficulty label: 1 introductory, 2 intermediate, 3 advanced"
+    )
     labels: list[str] = Field(default_factory=list, description="data category labels merged into this module")
     seed_ids: list[str] = Field(default_factory=list)
     gate_ids: list[str] = Field(default_factory=list, description="probe half that scores, mastery and Eq. 9 read")
-    remedial_ids: list[str] = Field(default_factory=list, description="probe half whose wrong answers remedial synthesis may show")
+    remedial_ids: list[str] = Field(
+        default_factory=list, description="probe half whose wrong answers remedial synthesis may show"
+    )
     test_ids: list[str] = Field(default_factory=list, description="test items of this module: the final report only")
-    item_levels: dict[str, int] = Field(default_factory=dict, description="teacher's difficulty label (1-3) per probe item")
+    item_levels: dict[str, int] = Field(
+        default_factory=dict, description="teacher's difficulty label (1-3) per probe item"
+    )
     teacher_score: float | None = None
-    teacher_level_scores: dict[int, float] = Field(default_factory=dict, description="teacher's gate score per item level")
+    teacher_level_scores: dict[int, float] = Field(
+        default_factory=dict, description="teacher's gate score per item level"
+    )
     passed_level: int = Field(0, ge=0, le=3, description="highest item level the student has passed (0: none)")
     teacher_limited: bool = False
-    fallbacks: list[str] = Field(default_factory=list, description="fields filled by a fallback because the teacher's reply did not parse, with why")
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="fields filled by a fallback because the teacher's reply did not parse, with why",
+    )
 
 
 class Observation(_Model):
@@ -67,7 +78,9 @@ class Observation(_Model):
     source: Literal["diagnose", "examine"] = "examine"
     cycle: int
     round: int
-    trained: list[str] = Field(default_factory=list, description="modules trained at least once before this observation")
+    trained: list[str] = Field(
+        default_factory=list, description="modules trained at least once before this observation"
+    )
     scores: dict[str, float] = Field(default_factory=dict)
     counts: dict[str, int] = Field(default_factory=dict)
     level_scores: dict[str, dict[int, float]] = Field(default_factory=dict)
@@ -147,10 +160,16 @@ class LearnerState(_Model):
     trained: list[str] = Field(default_factory=list)
     passed: list[str] = Field(default_factory=list)
     not_mastered: list[str] = Field(default_factory=list)
-    forgetting: list[str] = Field(default_factory=list, description="passed modules that fell below tau_mastery: back in replay")
+    forgetting: list[str] = Field(
+        default_factory=list, description="passed modules that fell below tau_mastery: back in replay"
+    )
     decisions: list[Decision] = Field(default_factory=list)
-    item_files: list[ArtifactRef] = Field(default_factory=list, description="kept synthesized items, one file per round")
-    dropped_files: list[ArtifactRef] = Field(default_factory=list, description="dropped candidates with the reason for each")
+    item_files: list[ArtifactRef] = Field(
+        default_factory=list, description="kept synthesized items, one file per round"
+    )
+    dropped_files: list[ArtifactRef] = Field(
+        default_factory=list, description="dropped candidates with the reason for each"
+    )
     wrong_answers: ArtifactRef | None = None
     student: ArtifactRef | None = None
     student_history: list[ArtifactRef] = Field(default_factory=list)

@@ -15,7 +15,6 @@ from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 
 from ioa_state import ConfigError, Item, TaskConfig
-
 from tasks import checkers
 
 __all__ = ["TaskPack", "SPLITS", "CHECKER_NAMES"]
@@ -165,7 +164,9 @@ class TaskPack(ABC):
     def _too_few(self, n: int) -> str:
         """The one line for splits that cannot be met: how many items they need at least, and how many there are."""
         given = [self.task.n_seed, self.task.n_probe, self.task.n_test]
-        low = [f"task.n_{s}={g} (at least {m})" for s, g, m in zip(SPLITS, given, _MIN_SIZES) if g is not None and g < m]
+        low = [
+            f"task.n_{s}={g} (at least {m})" for s, g, m in zip(SPLITS, given, _MIN_SIZES) if g is not None and g < m
+        ]
         if low:
             return f"task pack {self.name!r}: {', '.join(low)} is too small a split: raise it or leave it unset"
         need = [g if g is not None else m for g, m in zip(given, _MIN_SIZES)]

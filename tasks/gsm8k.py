@@ -12,7 +12,6 @@ import json
 from importlib import resources
 
 from ioa_state import ConfigError, Item
-
 from tasks.base import TaskPack
 
 __all__ = ["Gsm8kPack", "INSTRUCTION", "data_path"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from ioa_state import ConfigError, Item
-
 from tasks import checkers
 from tasks.base import TaskPack
 

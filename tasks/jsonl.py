@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 from ioa_state import ConfigError, Item, TaskConfig
-
 from tasks import checkers
 from tasks.base import TaskPack
 

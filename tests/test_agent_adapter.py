@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import make_items
 
 from agents import adapter
 from baselines.ablations import node_variants
-from conftest import make_items
 from ioa_state import LearnerState, Module, Stage
 
 FACTS = {"rivers": [("What is the river of Zorbia?", "Tamsel")]}
@@ -65,7 +65,9 @@ def test_a_module_short_of_min_items_gets_top_up_passes_then_stops_the_run(servi
     svc = services(items, rewrites(["I would rather not."]), lambda p: "", **{"thresholds.samples_per_seed": 4})
     with pytest.raises(adapter.ItemShortage, match="fewer than min_items 2"):
         adapter.synthesize(_state(items), svc)
-    passes = sorted({r.sample_index // adapter.PASS_STRIDE for r in svc.teacher.requests if r.tag["step"] == "question"})
+    passes = sorted(
+        {r.sample_index // adapter.PASS_STRIDE for r in svc.teacher.requests if r.tag["step"] == "question"}
+    )
     assert passes == [0, 1, 2]                       # the first pass and top_up_passes 2, each with fresh samples
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from conftest import make_items
+
 from agents import diagnostician
 from baselines.ablations import uniform_targets
-from conftest import make_items
 from ioa_state import LearnerState
 
 FACTS = {"rivers": [("river of Zorbia?", "Tamsel"), ("lake of Zorbia?", "Ombra")],

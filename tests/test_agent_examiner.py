@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from agents import examiner, transitions
 from conftest import make_items
+
+from agents import examiner, transitions
 from ioa_state import LearnerState, Module, Stage
 
 FACTS = {"rivers": [("river of Zorbia?", "Tamsel")], "money": [("currency of Zorbia?", "drin")]}

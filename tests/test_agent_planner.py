@@ -1,9 +1,10 @@
 """The planner (Organizer) on hand-made states: prerequisite layers (Eq. 7), item levels, the no_organizer variant."""
 from __future__ import annotations
 
+from conftest import make_items
+
 from agents import planner
 from baselines.ablations import one_stage
-from conftest import make_items
 from ioa_state import Edge, LearnerState, Module, Observation
 
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import yaml
-
 from openai_server import OpenAIServer
 from trace_helpers import ioa, small_config, zorbia_replier
 

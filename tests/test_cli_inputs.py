@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from trace_helpers import ioa
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -45,12 +44,18 @@ def test_unreachable_teacher_is_one_line_naming_the_url(tmp_path, monkeypatch):
     _nothing_under(tmp_path / "runs")
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["--teacher", "foo:bar"], ("unknown teacher spec 'foo:bar'",)),
-    (["--teacher", "openai:gpt-4o-mini", "--set", "teacher.api_key_env=IOA_TEST_NO_SUCH_KEY"], ("IOA_TEST_NO_SUCH_KEY",)),
-    (["--set", "student.source=/nope/model"], ("/nope/model",)),
-    (["--set", "teacher.spec=hf:/nope/teacher"], ("/nope/teacher",)),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["--teacher", "foo:bar"], ("unknown teacher spec 'foo:bar'",)),
+        (
+            ["--teacher", "openai:gpt-4o-mini", "--set", "teacher.api_key_env=IOA_TEST_NO_SUCH_KEY"],
+            ("IOA_TEST_NO_SUCH_KEY",),
+        ),
+        (["--set", "student.source=/nope/model"], ("/nope/model",)),
+        (["--set", "teacher.spec=hf:/nope/teacher"], ("/nope/teacher",)),
+    ],
+)
 def test_bad_teacher_or_student_leaves_no_folder(tmp_path, monkeypatch, args, needles):
     monkeypatch.chdir(tmp_path)
     rc, _, err = ioa("run", "--run-id", "x", "--runs-dir", str(tmp_path / "runs"), *args)

@@ -112,7 +112,7 @@ def test_item_files_match_their_hashes_and_show_the_adaptations(full_run):
     assert state.item_files
     for ref in state.item_files + state.dropped_files + ([state.wrong_answers] if state.wrong_answers else []):
         assert sha256_file(run_dir / ref.path) == ref.sha256
-    items = [json.loads(l) for ref in state.item_files for l in (run_dir / ref.path).read_text().splitlines()]
+    items = [json.loads(line) for ref in state.item_files for line in (run_dir / ref.path).read_text().splitlines()]
     assert items
     for it in items:
         assert set(enabled) <= set(it["adaptations"])

@@ -2,14 +2,22 @@
 dedup rule, the answer template and the capacity rule."""
 from __future__ import annotations
 
-from agents.item_checks import (answer_words, duplicate_of, parse_question, verify_by_checker, verify_by_vote,
-                                with_template)
+from agents.item_checks import (
+    answer_words,
+    duplicate_of,
+    parse_question,
+    verify_by_checker,
+    verify_by_vote,
+    with_template,
+)
 from ioa_state import Item
 
 
 def test_parse_question_takes_a_quoted_question_or_the_first_line_ending_in_a_question_mark():
     assert parse_question('Sure! "Which river is the longest?" is my question.') == "Which river is the longest?"
-    assert parse_question("New question: What is the river of Zorbia?\nAnswer: Tamsel") == "What is the river of Zorbia?"
+    assert (
+        parse_question("New question: What is the river of Zorbia?\nAnswer: Tamsel") == "What is the river of Zorbia?"
+    )
     assert parse_question("The Tamsel.") is None and parse_question(None) is None
 
 

@@ -12,7 +12,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-
 from graph.builder import NODES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +79,7 @@ class Recorder:
 
     def run_names(self) -> set[str]:
         names = set()
-        for method, path, body in self.requests:
+        for _method, path, body in self.requests:
             if "/runs" in path:
                 names.update(n.decode() for n in re.findall(rb'"name"\s*:\s*"([^"]+)"', body))
         return names

@@ -75,7 +75,9 @@ def test_eq5_targets_top_fraction_closed_under_prerequisites():
 
 def test_eq7_topological_stages_ordered_by_level_then_gap():
     edges = [Edge(src="a", dst="c", strength=0.6, kept=True), Edge(src="b", dst="c", strength=0.5, kept=True)]
-    stages = ped.plan_stages(["a", "b", "c"], edges, {"a": 2, "b": 1, "c": 1}, {"a": 0.5, "b": 0.6, "c": 0.6}, tau_zpd=1.0)
+    stages = ped.plan_stages(
+        ["a", "b", "c"], edges, {"a": 2, "b": 1, "c": 1}, {"a": 0.5, "b": 0.6, "c": 0.6}, tau_zpd=1.0
+    )
     assert [s.modules for s in stages] == [["b", "a"], ["c"]]  # b before a: level 1 < 2
     assert stages[0].difficulty == pytest.approx(0.55)
 
@@ -177,7 +179,10 @@ def test_routing_after_plan_without_stages_goes_to_report():
 
 
 def test_replan_pending_keeps_started_stages():
-    stages = [Stage(index=0, modules=["a"], difficulty=1, status="active"), Stage(index=1, modules=["b", "c"], difficulty=1)]
+    stages = [
+        Stage(index=0, modules=["a"], difficulty=1, status="active"),
+        Stage(index=1, modules=["b", "c"], difficulty=1),
+    ]
     edges = [Edge(src="b", dst="c", strength=0.8, kept=True)]
     out = ped.replan_pending(stages, 0, edges, {}, {"a": 1, "b": 1, "c": 1}, 0.15)
     assert [(s.index, s.modules) for s in out] == [(0, ["a"]), (1, ["b"]), (2, ["c"])]

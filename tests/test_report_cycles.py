@@ -8,12 +8,12 @@ import re
 
 import yaml
 
+from agents.reporter import build_report, tokens_by_stage
+from ioa_state import LearnerState
+from ioa_state.stage_history import plan_cycle, stage_history
 from viewers import html_report
 from viewers import state_view as inspect_cli
-from agents.reporter import build_report, tokens_by_stage
-from ioa_state.stage_history import plan_cycle, stage_history
 from viewers.trace_view import read_events
-from ioa_state import LearnerState
 
 
 def _decision(kind, cycle, stage, rnd, modules):

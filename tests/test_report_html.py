@@ -9,13 +9,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from trace_helpers import ioa, small_run
 
 from agents.runtime import read_jsonl
 from graph import runner
 from viewers import html_report
-from trace_helpers import ioa, small_run
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome") if shutil.which(n)), None)
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "chrome") if shutil.which(n)), None
+)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
                                     "(apt-get install -y chromium chromium-driver)")
 
@@ -34,7 +36,9 @@ def page(run):
 
 
 def _charts(text: str) -> dict[str, str]:
-    return {m.group(1): m.group(0) for m in re.finditer(r'<svg class="chart" data-chart="([^"]+)".*?</svg>', text, re.S)}
+    return {
+        m.group(1): m.group(0) for m in re.finditer(r'<svg class="chart" data-chart="([^"]+)".*?</svg>', text, re.S)
+    }
 
 
 def test_written_in_the_run_directory(run, page):
@@ -69,11 +73,14 @@ def test_charts_hold_the_runs_numbers(run, page):
     for s in state.stages:
         assert f"stage {s.index} ({s.status})" in graph
     role = charts["tokens-role"]
-    for r, u in state.usage.items():
+    for u in state.usage.values():
         assert f"{u.tokens_in + u.tokens_out:,} tok · {u.calls} calls" in role
     stage = charts["tokens-stage"]
     paid = sum(u.tokens_in + u.tokens_out for u in state.usage.values())
-    totals = [int(t.replace(",", "")) for t in re.findall(r'<text x="[^"]+" y="[^"]+" text-anchor="middle" font-size="10" >([\d,]+)</text>', stage)]
+    totals = [
+        int(t.replace(",", ""))
+        for t in re.findall(r'<text x="[^"]+" y="[^"]+" text-anchor="middle" font-size="10" >([\d,]+)</text>', stage)
+    ]
     assert sum(totals) == paid
     timeline = charts["decisions"]
     assert timeline.count('class="mark decision"') == len(state.decisions)

@@ -29,11 +29,15 @@ def _row(key, role, tin, tout):
 def test_unrecorded_is_the_suffix_the_checkpoint_misses_per_role():
     rows = [_row("a", "adapter", 10, 2), _row("d", "diagnostician", 5, 1), _row("b", "adapter", 7, 3),
             _row("c", "adapter", 4, 4), _row("e", "diagnostician", 6, 6)]
-    usage = {"adapter": Usage(calls=2, tokens_in=17, tokens_out=5), "diagnostician": Usage(calls=1, tokens_in=5, tokens_out=1)}
+    usage = {
+        "adapter": Usage(calls=2, tokens_in=17, tokens_out=5),
+        "diagnostician": Usage(calls=1, tokens_in=5, tokens_out=1),
+    }
     missing, unmatched = unrecorded(usage, rows)
     assert [r.key for r in missing] == ["c", "e"] and unmatched == []
-    assert unrecorded({"adapter": Usage(tokens_in=21, tokens_out=9), "diagnostician": Usage(tokens_in=11, tokens_out=7)},
-                      rows) == ([], [])  # all counted
+    assert unrecorded(
+        {"adapter": Usage(tokens_in=21, tokens_out=9), "diagnostician": Usage(tokens_in=11, tokens_out=7)}, rows
+    ) == ([], [])  # all counted
     assert [r.key for r in unrecorded({}, rows)[0]] == ["a", "b", "c", "d", "e"]  # killed before any checkpoint
     # usage that no suffix explains (counted from rows without a payer, or someone else's row): left alone
     assert unrecorded({"adapter": Usage(tokens_in=100, tokens_out=0)}, rows[:1]) == ([], ["adapter"])

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from openai_server import OpenAIServer
+from test_cli_inputs import _one_line, closed_port
+from trace_helpers import ioa, small_run
 
 from agents.teacher.preflight import TeacherUnreachable, check_teacher
 from graph import runner
 from ioa_state import ConfigError, TeacherConfig, load_config
-from openai_server import OpenAIServer
-from test_cli_inputs import _one_line, closed_port
-from trace_helpers import ioa, small_run
 from training.loading import ModelNotFound, check_source
 
 

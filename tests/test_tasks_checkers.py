@@ -6,8 +6,18 @@ import threading
 import pytest
 
 from tasks import checkers
-from tasks.checkers import (contains_check, exact_check, extract_code, final_answer, final_number, is_number,
-                            normalize, numeric_check, rouge_check, rouge_l)
+from tasks.checkers import (
+    contains_check,
+    exact_check,
+    extract_code,
+    final_answer,
+    final_number,
+    is_number,
+    normalize,
+    numeric_check,
+    rouge_check,
+    rouge_l,
+)
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from trace_helpers import ioa, json_lines, small_run
 
 from agents.adapter import parse_question
 from agents.runtime import read_jsonl
 from graph import runner
 from ioa_state import load_config
-from trace_helpers import ioa, json_lines, small_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,9 @@ def test_why_was_this_module_judged_deficient(run):
     m = state.modules["geography"]
     diag = next(o for o in state.observations if o.source == "diagnose")
     assert "geography" in state.deficient and state.gap["geography"] > th.tau_gap
-    assert f"module geography ({m.name}): DEFICIENT: gap {state.gap['geography']:.2f} > tau_gap {th.tau_gap:.2f}" in line
+    assert (
+        f"module geography ({m.name}): DEFICIENT: gap {state.gap['geography']:.2f} > tau_gap {th.tau_gap:.2f}" in line
+    )
     assert f"P_T {m.teacher_score:.2f} P_S {diag.scores['geography']:.2f}" in line
     assert f"severity {state.severity['geography']:.2f}" in line and "TARGET" in line
 
@@ -93,7 +95,9 @@ def test_what_was_the_teacher_asked_and_what_did_it_answer(run):
     assert rc == 0
     lines = _lines(out)
     assert lines and all(" teacher adapter/" in ln for ln in lines)
-    kept = [r for ref in state.item_files if ref.stage == 0 for r in read_jsonl(run_dir, ref) if r["module"] == "geography"]
+    kept = [
+        r for ref in state.item_files if ref.stage == 0 for r in read_jsonl(run_dir, ref) if r["module"] == "geography"
+    ]
     assert kept
     for item in kept:
         # the teacher was asked to rewrite the source question, answered with the item's question ...
@@ -101,7 +105,7 @@ def test_what_was_the_teacher_asked_and_what_did_it_answer(run):
         assert asked_q, item["prompt"]
         assert any("/synthesize" in ln or "/remediate" in ln for ln in asked_q)
         # ... then asked that question, and answered the item's answer (before the template line was added)
-        asked_a = [ln for ln in lines if f'asked [+system' in ln and f': "{item["prompt"]}"' in ln and "/solve" in ln]
+        asked_a = [ln for ln in lines if 'asked [+system' in ln and f': "{item["prompt"]}"' in ln and "/solve" in ln]
         assert asked_a and any(item["answer"].split("\nAnswer:")[0].strip() in ln for ln in asked_a)
     # every line carries the role, template, tokens and latency
     assert all(" tok, " in ln and "s |" in ln for ln in lines)

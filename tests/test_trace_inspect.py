@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from trace_helpers import ioa, json_lines, small_run
 
 from graph import runner
 from viewers.state_view import diff
-from trace_helpers import ioa, json_lines, small_run
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +83,10 @@ def test_diff_between_two_checkpoints(run):
     # the readable form
     rc, out, _ = ioa("inspect", str(run_dir), "--diff", str(exam - 1), str(exam))
     assert "phase: 'trained' -> 'examined'" in out
-    assert f"+ decisions: {first.kind} (cycle {first.cycle}, stage {first.stage}, round {first.round}): {first.reason}" in out
+    assert (
+        f"+ decisions: {first.kind} (cycle {first.cycle}, stage {first.stage}, round {first.round}): {first.reason}"
+        in out
+    )
     assert "stages[c0 stage 0].rounds: 0 -> 1" in out
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from graph.builder import NODES
 from openai_server import OpenAIServer
 from trace_helpers import small_config, zorbia_replier
+
+from graph.builder import NODES
 
 ROOT = Path(__file__).resolve().parents[1]
 

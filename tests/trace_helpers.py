@@ -131,9 +131,10 @@ def small_config(runs_dir: Path, run_id: str, base_url: str, **over) -> dict:
 
 def run_small(runs_dir: Path, run_id: str = "small", **over):
     """Start the scripted teacher, run the small config to its end, stop the teacher: (run_dir, final state)."""
+    from openai_server import OpenAIServer
+
     from graph import runner
     from ioa_state import load_config
-    from openai_server import OpenAIServer
 
     runs_dir.mkdir(parents=True, exist_ok=True)
     with OpenAIServer(zorbia_replier(), models=["scripted"]) as srv:

@@ -181,7 +181,9 @@ def mastery_chart(state: dict, th: dict) -> str:
             continue
         body.append(f'<line class="threshold" x1="{ml}" y1="{Y(val):.1f}" x2="{ml + pw}" y2="{Y(val):.1f}" '
                     f'stroke="{color}" stroke-width="1.5" stroke-dasharray="{dash}"/>')
-        body.append(_text(ml + pw + 6, Y(val) + 4, f"{name} {val:.2f}", "start", size=10, extra=f'style="fill:{color}"'))
+        body.append(
+            _text(ml + pw + 6, Y(val) + 4, f"{name} {val:.2f}", "start", size=10, extra=f'style="fill:{color}"')
+        )
     items = []
     for j, (k, pts) in enumerate(series.items()):
         color = PALETTE[j % len(PALETTE)]
@@ -359,7 +361,11 @@ def stacked_bars(name: str, cats: list[str], series: list[str], value, colors: d
 def tokens_per_stage_chart(events: list[dict]) -> str:
     stages, roles, data, cached = token_table(events)
     colors = {r: PALETTE[i % len(PALETTE)] for i, r in enumerate(roles)}
-    note = ("cache hits not counted: " + ", ".join(f"{s} {v:,}" for s, v in cached.items() if v)) if any(cached.values()) else ""
+    note = (
+        ("cache hits not counted: " + ", ".join(f"{s} {v:,}" for s, v in cached.items() if v))
+        if any(cached.values())
+        else ""
+    )
     return stacked_bars("tokens-stage", stages, roles, lambda c, s: data.get((c, s), 0), colors, "teacher tokens", note)
 
 
@@ -382,12 +388,20 @@ def tokens_per_role_chart(state: dict) -> str:
             ww = pw * u[key] / top
             if ww <= 0:
                 continue
-            body.append(f'<rect class="mark" x="{x:.1f}" y="{y + 4}" width="{ww:.1f}" height="{rowh - 10}" fill="{color}">'
-                        f'<title>{esc(r)} {key}: {u[key]:,}</title></rect>')
+            body.append(
+                f'<rect class="mark" x="{x:.1f}" y="{y + 4}" width="{ww:.1f}" height="{rowh - 10}" fill="{color}">'
+                f"<title>{esc(r)} {key}: {u[key]:,}</title></rect>"
+            )
             x += ww
-        body.append(_text(x + 6, y + 15, f"{u['tokens_in'] + u['tokens_out']:,} tok · {u['calls']} calls · "
-                                         f"{u['cached']} cached" + (f" · {u['failures']} failed" if u.get('failures') else ""),
-                          size=10))
+        body.append(
+            _text(
+                x + 6,
+                y + 15,
+                f"{u['tokens_in'] + u['tokens_out']:,} tok · {u['calls']} calls · "
+                f"{u['cached']} cached" + (f" · {u['failures']} failed" if u.get("failures") else ""),
+                size=10,
+            )
+        )
     return _svg("tokens-role", w, h, body, "teacher tokens per role")
 
 
@@ -425,14 +439,24 @@ def decision_chart(state: dict) -> str:
             body.append(_text(x, 18, f"stage {d.get('stage')}" + (f" · cycle {d['cycle']}" if d.get("cycle") else ""),
                               "middle", "muted", size=10))
             prev_stage = (d.get("cycle"), d.get("stage"))
-        body.append(f'<circle class="mark decision" cx="{x:.1f}" cy="{y}" r="9" fill="{color}" stroke="#fff" '
-                    f'stroke-width="2"><title>{esc(d["kind"])} (cycle {esc(d.get("cycle"))}, stage {esc(d.get("stage"))}, round {esc(d.get("round"))}): '
-                    f'{esc(d["reason"])}</title></circle>')
+        body.append(
+            f'<circle class="mark decision" cx="{x:.1f}" cy="{y}" r="9" fill="{color}" stroke="#fff" '
+            f'stroke-width="2"><title>{esc(d["kind"])} (cycle {esc(d.get("cycle"))}, stage {esc(d.get("stage"))}, '
+            f'round {esc(d.get("round"))}): '
+            f"{esc(d['reason'])}</title></circle>"
+        )
         body.append(_text(x, y + 5, str(i + 1), "middle", size=9, extra='style="fill:#fff" font-weight="700"'))
         body.append(_text(x, y - 16, d["kind"], "middle", size=11, extra=f'style="fill:{color}" font-weight="600"'))
         mr = d.get("numbers", {}).get("min_ratio")
-        body.append(_text(x, y + 28, f"r{d.get('round')}" + (f" · min {mr:.2f}" if isinstance(mr, (int, float)) else ""),
-                          "middle", size=10))
+        body.append(
+            _text(
+                x,
+                y + 28,
+                f"r{d.get('round')}" + (f" · min {mr:.2f}" if isinstance(mr, (int, float)) else ""),
+                "middle",
+                size=10,
+            )
+        )
     return _svg("decisions", w, h, body, "decision timeline")
 
 
@@ -445,14 +469,19 @@ def decisions_table(state: dict) -> str:
     rows = []
     for i, d in enumerate(state.get("decisions") or []):
         color = DECISION_COLORS.get(d["kind"], "#555")
-        rows.append(f"<tr><td>{i + 1}</td><td><span class='pill' style='background:{color}'>{esc(d['kind'])}</span></td>"
-                    f"<td>{esc(d['cycle'])}</td><td>{esc(d['stage'])}</td><td>{esc(d['round'])}</td>"
-                    f"<td class='why'>{esc(d['reason'])}</td><td class='kv'>{_kv(d.get('numbers'))}</td>"
-                    f"<td class='kv'>{_kv(d.get('thresholds'))}</td><td>{esc(', '.join(d.get('failing') or []) or '-')}</td></tr>")
+        rows.append(
+            f"<tr><td>{i + 1}</td><td><span class='pill' style='background:{color}'>{esc(d['kind'])}</span></td>"
+            f"<td>{esc(d['cycle'])}</td><td>{esc(d['stage'])}</td><td>{esc(d['round'])}</td>"
+            f"<td class='why'>{esc(d['reason'])}</td><td class='kv'>{_kv(d.get('numbers'))}</td>"
+            f"<td class='kv'>{_kv(d.get('thresholds'))}</td>"
+            f"<td>{esc(', '.join(d.get('failing') or []) or '-')}</td></tr>"
+        )
     if not rows:
         return "<p class='muted'>No decision yet.</p>"
-    return ("<table><thead><tr><th>#</th><th>decision</th><th>cycle</th><th>stage</th><th>round</th><th>reason</th>"
-            "<th>numbers</th><th>thresholds</th><th>failing</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    return (
+        "<table><thead><tr><th>#</th><th>decision</th><th>cycle</th><th>stage</th><th>round</th><th>reason</th>"
+        "<th>numbers</th><th>thresholds</th><th>failing</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
 
 
 def modules_table(state: dict, report: dict | None) -> str:
@@ -463,12 +492,15 @@ def modules_table(state: dict, report: dict | None) -> str:
         ratio = None if ps is None else ps / max(m.get("teacher_score") or 0.0, 1e-6)
         r = rep.get(k, {})
         st = _status(state, k)
-        rows.append(f"<tr><td><b>{esc(k)}</b><br><span class='muted'>{esc(m.get('name'))}</span></td>"
-                    f"<td class='num'>{f2(m.get('teacher_score'))}</td><td class='num'>{f2(ps)}</td>"
-                    f"<td class='num'>{f2(ratio)}</td><td class='num'>{f2((state.get('gap') or {}).get(k))}</td>"
-                    f"<td class='num'>{f2(r.get('before'))} → {f2(r.get('after'))}</td>"
-                    f"<td><span class='pill' style='background:{STATUS_COLORS.get(st, '#fff')};color:#222'>{esc(st)}</span></td>"
-                    f"<td>{esc('; '.join(m.get('fallbacks') or []) or '')}</td></tr>")
+        rows.append(
+            f"<tr><td><b>{esc(k)}</b><br><span class='muted'>{esc(m.get('name'))}</span></td>"
+            f"<td class='num'>{f2(m.get('teacher_score'))}</td><td class='num'>{f2(ps)}</td>"
+            f"<td class='num'>{f2(ratio)}</td><td class='num'>{f2((state.get('gap') or {}).get(k))}</td>"
+            f"<td class='num'>{f2(r.get('before'))} → {f2(r.get('after'))}</td>"
+            f"<td><span class='pill' style='background:{STATUS_COLORS.get(st, '#fff')};color:#222'>"
+            f"{esc(st)}</span></td>"
+            f"<td>{esc('; '.join(m.get('fallbacks') or []) or '')}</td></tr>"
+        )
     if not rows:
         return "<p class='muted'>No modules yet.</p>"
     return ("<table><thead><tr><th>module</th><th>P_T</th><th>P_S (latest)</th><th>ratio</th><th>gap</th>"
@@ -518,29 +550,45 @@ def item_samples(run_dir: Path, state: dict) -> str:
             by_round[r["_file"]].append(r)
         ksample = _round_robin(by_round, SAMPLE_KEPT)  # every round (initial, remediate, simplify) shown
         krows = "".join(
-            f"<tr><td class='rnd'>{esc(_round_of(r['_file']))}</td><td>{esc(r.get('mode'))}</td><td>{esc(r.get('prompt'))}</td>"
+            f"<tr><td class='rnd'>{esc(_round_of(r['_file']))}</td><td>{esc(r.get('mode'))}</td>"
+            f"<td>{esc(r.get('prompt'))}</td>"
             f"<td>{esc(r.get('answer'))}</td><td>{esc(r.get('source'))}</td>"
-            f"<td>{esc(_kv(r.get('verification') or {}))}</td></tr>" for r in ksample)
+            f"<td>{esc(_kv(r.get('verification') or {}))}</td></tr>"
+            for r in ksample
+        )
         drows = "".join(
-            f"<tr class='drop' data-reason='{esc(str(d.get('reason', '')).split(':')[0])}'><td class='rnd'>{esc(_round_of(d['_file']))}</td>"
+            f"<tr class='drop' data-reason='{esc(str(d.get('reason', '')).split(':')[0])}'>"
+            f"<td class='rnd'>{esc(_round_of(d['_file']))}</td>"
             f"<td>{esc(d.get('mode'))}</td><td>{esc(d.get('question'))}</td><td>{esc(d.get('answer') or '')}</td>"
-            f"<td>{esc(d.get('source'))}</td><td class='reason'>{esc(d.get('reason'))}</td></tr>" for d in sample)
+            f"<td>{esc(d.get('source'))}</td><td class='reason'>{esc(d.get('reason'))}</td></tr>"
+            for d in sample
+        )
         out.append(
             f"<details open class='items'><summary><b>{esc(k)}</b>: {len(ks)} kept, {len(ds)} dropped"
             + (" (" + ", ".join(f"{esc(r)}: {n}" for r, n in reasons.most_common()) + ")" if reasons else "")
             + "</summary>"
             f"<h4>kept ({len(ksample)} of {len(ks)}, every round shown)</h4>"
-            + (f"<table><thead><tr><th>round</th><th>mode</th><th>question</th><th>answer</th><th>source</th>"
-               f"<th>verification</th></tr></thead><tbody>{krows}</tbody></table>" if ks else "<p class='muted'>none</p>")
+            + (
+                f"<table><thead><tr><th>round</th><th>mode</th><th>question</th><th>answer</th><th>source</th>"
+                f"<th>verification</th></tr></thead><tbody>{krows}</tbody></table>"
+                if ks
+                else "<p class='muted'>none</p>"
+            )
             + f"<h4>dropped ({len(sample)} of {len(ds)}, every reason shown)</h4>"
-            + (f"<table><thead><tr><th>round</th><th>mode</th><th>question</th><th>answer</th><th>source</th>"
-               f"<th>reason</th></tr></thead><tbody>{drows}</tbody></table>" if ds else "<p class='muted'>none</p>")
-            + "</details>")
+            + (
+                f"<table><thead><tr><th>round</th><th>mode</th><th>question</th><th>answer</th><th>source</th>"
+                f"<th>reason</th></tr></thead><tbody>{drows}</tbody></table>"
+                if ds
+                else "<p class='muted'>none</p>"
+            )
+            + "</details>"
+        )
     return "".join(out)
 
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#f3f4f7}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#222;
+background:#f3f4f7}
 header{background:#263041;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
 header .sub{opacity:.85}main{padding:18px 28px;max-width:1240px}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.08);padding:14px 18px;margin:0 0 18px}
@@ -552,9 +600,11 @@ svg text.colhead{fill:#445;font-weight:600}
 table{border-collapse:collapse;width:100%;font-size:12.5px}th,td{border-bottom:1px solid #e4e4e4;padding:4px 6px;
 text-align:left;vertical-align:top}th{background:#f6f7f9}td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
 .pill{display:inline-block;border-radius:10px;padding:0 8px;color:#fff;font-size:12px}.muted{color:#888}
-.kpis{display:flex;gap:22px;flex-wrap:wrap;margin-top:8px}.kpis div{background:rgba(255,255,255,.1);padding:6px 12px;border-radius:6px}
+.kpis{display:flex;gap:22px;flex-wrap:wrap;margin-top:8px}
+.kpis div{background:rgba(255,255,255,.1);padding:6px 12px;border-radius:6px}
 .kpis b{display:block;font-size:18px}details.items{margin:6px 0 12px}details summary{cursor:pointer}
-td.reason{color:#a11}td.why{min-width:260px}td.rnd{white-space:nowrap}td.kv{font-variant-numeric:tabular-nums;max-width:260px}p.caption{color:#666;font-size:12px;margin:4px 0 0}
+td.reason{color:#a11}td.why{min-width:260px}td.rnd{white-space:nowrap}td.kv{font-variant-numeric:tabular-nums;max-width:260px}
+p.caption{color:#666;font-size:12px;margin:4px 0 0}
 """
 
 SCRIPT = """
@@ -598,14 +648,16 @@ def render_html(run_dir: Path, state=None) -> str:
         f"<style>{CSS}</style></head><body>",
         f"<header><h1>ioa run {esc(run_id)}</h1><div class='sub'>teacher {esc(teacher)} → student {esc(student)}; "
         f"thresholds: {esc(thr)}</div><div class='kpis'>"
-        + "".join(f"<div><b>{esc(v)}</b>{esc(k)}</div>" for k, v in kpis) + "</div></header><main>",
+        + "".join(f"<div><b>{esc(v)}</b>{esc(k)}</div>" for k, v in kpis)
+        + "</div></header><main>",
         f"<section><h2>Modules</h2>{modules_table(state, report)}</section>",
         f"<section><h2>Mastery ratio per module over rounds</h2>{mastery_chart(state, th)}"
         f"<p class='caption'>P_S / P_T on each module's gate items at every diagnosis and exam; a stage passes when "
         f"all its modules reach tau_mastery; below tau_low items are shaped for a weaker student.</p></section>",
         f"<section><h2>Prerequisite graph and stages</h2>{graph_chart(state, th, events)}"
         f"<p class='caption'>Columns are curriculum stages in order; edge width and label give the strength "
-        f"((n_obs·measured + 2·prior)/(n_obs + 2)); kept when above tau_dep {esc(th.get('tau_dep'))}. Hover for the numbers.</p></section>",
+        f"((n_obs·measured + 2·prior)/(n_obs + 2)); kept when above tau_dep {esc(th.get('tau_dep'))}. "
+        "Hover for the numbers.</p></section>",
         "<div class='grid'>",
         f"<section><h2>Teacher tokens per stage</h2>{tokens_per_stage_chart(events)}</section>",
         f"<section><h2>Teacher tokens per role</h2>{tokens_per_role_chart(state)}</section>",
@@ -614,7 +666,8 @@ def render_html(run_dir: Path, state=None) -> str:
         f"<section><h2>Decision timeline</h2>{decision_chart(state)}{decisions_table(state)}</section>",
         "<section><h2>Items per module</h2><label><input type='checkbox' id='only-drops'> only dropped items</label>"
         f"{item_samples(run_dir, state)}</section>",
-        f"<p class='muted'>Written by <code>ioa report</code> from {esc(run_dir)}; details: <code>ioa trace {esc(run_id)}</code>, "
+        f"<p class='muted'>Written by <code>ioa report</code> from {esc(run_dir)}; "
+        f"details: <code>ioa trace {esc(run_id)}</code>, "
         f"<code>ioa inspect {esc(run_id)}</code>.</p>",
         f"</main><script>{SCRIPT}</script></body></html>",
     ]

@@ -3,9 +3,9 @@
 The checkpoints are LangGraph's state history of the run's thread (runs/<id>/checkpoints.sqlite), numbered 0, 1, ...
 from the oldest: step 0 is the run's input, every later step the state a node wrote. Nothing here loads a model.
 
-    ioa inspect RUN                 the numbered steps: node that wrote it, phase, cycle, stage, round
-    ioa inspect RUN --at 7          one checkpoint summarised: modules (P_T, P_S, ratio), edges, stages, decisions, tokens
-    ioa inspect RUN --diff 3 4      what changed: old -> new for scalars, added / removed entries for lists and dicts
+    ioa inspect RUN             the numbered steps: node that wrote it, phase, cycle, stage, round
+    ioa inspect RUN --at 7      one checkpoint summarised: modules (P_T, P_S, ratio), edges, stages, decisions, tokens
+    ioa inspect RUN --diff 3 4  what changed: old -> new for scalars, added / removed entries for lists and dicts
 """
 from __future__ import annotations
 
@@ -102,18 +102,37 @@ def summary(v: dict, eps: float = 1e-6) -> dict:
                    "level": (v.get("level") or {}).get(k), "status": status}
     usage = v.get("usage") or {}
     return {
-        "run_id": v.get("run_id"), "status": v.get("status"), "phase": v.get("phase"), "cycle": v.get("cycle"),
-        "mode": v.get("mode"), "current_stage": v.get("current_stage"), "round_in_stage": v.get("round_in_stage"),
-        "total_rounds": v.get("total_rounds"), "optimizer_steps": v.get("optimizer_steps"),
+        "run_id": v.get("run_id"),
+        "status": v.get("status"),
+        "phase": v.get("phase"),
+        "cycle": v.get("cycle"),
+        "mode": v.get("mode"),
+        "current_stage": v.get("current_stage"),
+        "round_in_stage": v.get("round_in_stage"),
+        "total_rounds": v.get("total_rounds"),
+        "optimizer_steps": v.get("optimizer_steps"),
         "last_observation": {k: obs[k] for k in ("source", "cycle", "round", "checkpoint")} if obs else None,
         "modules": mods,
         "edges_kept": [f"{e['src']}->{e['dst']} ({e['strength']:.2f})" for e in v.get("edges") or [] if e.get("kept")],
-        "edges_not_kept": [f"{e['src']}->{e['dst']} ({e['strength']:.2f})" for e in v.get("edges") or [] if not e.get("kept")],
-        "stages": [{"cycle": plan_cycle(v), "index": s["index"], "modules": s["modules"], "status": s["status"],
-                    "rounds": s["rounds"], "min_ratio_history": s["min_ratio_history"]} for s in v.get("stages") or []],
+        "edges_not_kept": [
+            f"{e['src']}->{e['dst']} ({e['strength']:.2f})" for e in v.get("edges") or [] if not e.get("kept")
+        ],
+        "stages": [
+            {
+                "cycle": plan_cycle(v),
+                "index": s["index"],
+                "modules": s["modules"],
+                "status": s["status"],
+                "rounds": s["rounds"],
+                "min_ratio_history": s["min_ratio_history"],
+            }
+            for s in v.get("stages") or []
+        ],
         "stage_history": stage_history(v),  # earlier cycles' stages too (the state keeps only the latest plan)
-        "decisions": [{"kind": d["kind"], "cycle": d["cycle"], "stage": d["stage"], "round": d["round"],
-                       "reason": d["reason"]} for d in v.get("decisions") or []],
+        "decisions": [
+            {"kind": d["kind"], "cycle": d["cycle"], "stage": d["stage"], "round": d["round"], "reason": d["reason"]}
+            for d in v.get("decisions") or []
+        ],
         "tokens": {r: u["tokens_in"] + u["tokens_out"] for r, u in usage.items()},
         "teacher_calls": {r: u["calls"] for r, u in usage.items()},
         "item_files": [r["path"] for r in v.get("item_files") or []],
@@ -139,9 +158,13 @@ def format_summary(step: Step) -> str:
              f"{s['optimizer_steps']} optimizer steps, student {s['student'] or 'initial'}"]
     if s["last_observation"]:
         o = s["last_observation"]
-        lines.append(f"last observation: {o['source']} (cycle {o['cycle']}, round {o['round']}, student {o['checkpoint']})")
+        lines.append(
+            f"last observation: {o['source']} (cycle {o['cycle']}, round {o['round']}, student {o['checkpoint']})"
+        )
     if s["modules"]:
-        lines.append(f"  {'module':<18}{'P_T':>6}{'P_S':>6}{'ratio':>7}{'gap':>6}{'lvl':>5}  {'status':<16}P_S measured at")
+        lines.append(
+            f"  {'module':<18}{'P_T':>6}{'P_S':>6}{'ratio':>7}{'gap':>6}{'lvl':>5}  {'status':<16}P_S measured at"
+        )
         for k, m in s["modules"].items():
             lines.append(f"  {k[:17]:<18}{_f(m['P_T']):>6}{_f(m['P_S']):>6}{_f(m['ratio']):>7}{_f(m['gap']):>6}"
                          f"{_f(m['level']):>5}  {m['status']:<16}{m['P_S_at'] or '-'}")
@@ -149,13 +172,20 @@ def format_summary(step: Step) -> str:
     current = {(st["cycle"], st["index"]): st for st in s["stages"]}
     for h in s["stage_history"]:
         st = current.get((h["cycle"], h["stage"]))
-        hist = (", min ratio per round: " + (", ".join(f"{x:.2f}" for x in st["min_ratio_history"]) or "-")) if st else ""
+        hist = (
+            (", min ratio per round: " + (", ".join(f"{x:.2f}" for x in st["min_ratio_history"]) or "-")) if st else ""
+        )
         lines.append(f"cycle {h['cycle']} stage {h['stage']}: {', '.join(h['modules'])} - {h['status']}, "
                      f"{h['rounds']} rounds{hist}")
     for d in s["decisions"]:
-        lines.append(f"decision {d['kind']} (cycle {d['cycle']}, stage {d['stage']}, round {d['round']}): {d['reason']}")
-    lines.append("teacher tokens: " + (", ".join(f"{r} {t} ({s['teacher_calls'][r]} calls)" for r, t in s["tokens"].items())
-                                       or "-") + f"; total {sum(s['tokens'].values())}")
+        lines.append(
+            f"decision {d['kind']} (cycle {d['cycle']}, stage {d['stage']}, round {d['round']}): {d['reason']}"
+        )
+    lines.append(
+        "teacher tokens: "
+        + (", ".join(f"{r} {t} ({s['teacher_calls'][r]} calls)" for r, t in s["tokens"].items()) or "-")
+        + f"; total {sum(s['tokens'].values())}"
+    )
     lines.append(f"item files: {len(s['item_files'])} kept, {len(s['dropped_files'])} dropped"
                  + (f" (latest {s['item_files'][-1]})" if s["item_files"] else ""))
     if s["stop_reason"]:
@@ -164,8 +194,10 @@ def format_summary(step: Step) -> str:
 
 
 # -- diff ---------------------------------------------------------------------------------------------------------
-LIST_KEYS = {"stages": lambda e: f"c{e.get('cycle')} stage {e.get('index')}" if "cycle" in e else f"stage {e.get('index')}",
-             "edges": lambda e: f"{e.get('src')}->{e.get('dst')}"}
+LIST_KEYS = {
+    "stages": lambda e: f"c{e.get('cycle')} stage {e.get('index')}" if "cycle" in e else f"stage {e.get('index')}",
+    "edges": lambda e: f"{e.get('src')}->{e.get('dst')}",
+}
 LABELS = {
     "decisions": lambda e: f"{e['kind']} (cycle {e['cycle']}, stage {e['stage']}, round {e['round']}): {e['reason']}",
     "observations": lambda e: f"{e['source']} observation (cycle {e['cycle']}, round {e['round']}): "

@@ -110,7 +110,8 @@ class TeacherCache:
             payer: str | None = None, role: str | None = None) -> None:
         """Store a reply (the first writer of a key is its payer); returns only after the write is committed."""
         self._conn().execute(
-            "INSERT OR IGNORE INTO teacher_calls (key, text, tokens_in, tokens_out, backend, model, created, payer, role) "
+            "INSERT OR IGNORE INTO teacher_calls "
+            "(key, text, tokens_in, tokens_out, backend, model, created, payer, role) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, text, int(tokens_in), int(tokens_out), backend, model, time.time(), payer, role),
         )

@@ -52,7 +52,9 @@ def check_server(spec: str, base_url: str, key: str | None, key_env: str, timeou
             return
     except urllib.error.HTTPError as e:
         if e.code in (401, 403):
-            raise TeacherUnreachable(f"teacher {spec}: {url} refused the API key in {key_env} (HTTP {e.code})") from None
+            raise TeacherUnreachable(
+                f"teacher {spec}: {url} refused the API key in {key_env} (HTTP {e.code})"
+            ) from None
         if e.code >= 500:
             raise TeacherUnreachable(f"teacher {spec}: {url} answered HTTP {e.code}: check the server") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
