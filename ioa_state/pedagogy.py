@@ -230,41 +230,24 @@ def decide(state: LearnerState, th: Thresholds) -> Decision:
         return Decision(kind="advance", reason=f"min mastery {min_r:.2f} >= tau_mastery {th.tau_mastery:.2f}",
                         thresholds={"tau_mastery": th.tau_mastery}, **base)
     if stage.rounds >= 1 + th.max_remedial_rounds:
-        return Decision(
-            kind="give_up",
-            reason=(
-                f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f} after "
-                f"{stage.rounds} rounds = 1 + max_remedial_rounds {th.max_remedial_rounds}"
-            ),
-            thresholds={"tau_mastery": th.tau_mastery, "max_remedial_rounds": th.max_remedial_rounds},
-            **base,
-        )
+        return Decision(kind="give_up", reason=f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f} after "
+                        f"{stage.rounds} rounds = 1 + max_remedial_rounds {th.max_remedial_rounds}",
+                        thresholds={"tau_mastery": th.tau_mastery, "max_remedial_rounds": th.max_remedial_rounds},
+                        **base)
     if prev is None:
-        return Decision(
-            kind="remediate",
-            reason=f"first round of the stage; min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}",
-            thresholds={"tau_mastery": th.tau_mastery},
-            **base,
-        )
+        return Decision(kind="remediate",
+                        reason=f"first round of the stage; min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}",
+                        thresholds={"tau_mastery": th.tau_mastery}, **base)
     progress = min_r - prev
     base["numbers"]["progress"] = round(progress, 6)
     if progress >= th.min_progress - 1e-12:
-        return Decision(
-            kind="remediate",
-            reason=f"progress {progress:+.2f} >= min_progress {th.min_progress:.2f}; "
-            f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}",
-            thresholds={"tau_mastery": th.tau_mastery, "min_progress": th.min_progress},
-            **base,
-        )
-    return Decision(
-        kind="simplify",
-        reason=(
-            f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}; "
-            f"progress {progress:+.2f} < min_progress {th.min_progress:.2f}"
-        ),
-        thresholds={"tau_mastery": th.tau_mastery, "min_progress": th.min_progress, "tau_low": th.tau_low},
-        **base,
-    )
+        return Decision(kind="remediate", reason=f"progress {progress:+.2f} >= min_progress {th.min_progress:.2f}; "
+                        f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}",
+                        thresholds={"tau_mastery": th.tau_mastery, "min_progress": th.min_progress}, **base)
+    return Decision(kind="simplify", reason=f"min mastery {min_r:.2f} < tau_mastery {th.tau_mastery:.2f}; "
+                    f"progress {progress:+.2f} < min_progress {th.min_progress:.2f}",
+                    thresholds={"tau_mastery": th.tau_mastery, "min_progress": th.min_progress, "tau_low": th.tau_low},
+                    **base)
 
 
 def after_stage(
