@@ -12,6 +12,7 @@ from agents import scoring
 from agents.runtime import Services, write_json
 from agents.tracing import read_lines
 from ioa_state import LearnerState
+from ioa_state.records import RunReport
 from ioa_state.stage_history import call_place, stage_history, stages_of
 
 
@@ -104,7 +105,7 @@ def report(state: LearnerState, svc: Services) -> dict:
     data["tokens_by_stage"] = tokens_by_stage(events)
     data["report_seconds"] = round(time.perf_counter() - t0, 3)
     data["wall_s"] = round(svc.trace.node_seconds() + data["report_seconds"], 1)
-    ref = write_json(svc.run_dir, "report.json", data, kind="report")
+    ref = write_json(svc.run_dir, "report.json", RunReport.model_validate(data).model_dump(), kind="report")
     svc.progress(f"report: {ref.path}")
     svc.trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
     return {"test_after": after, "report": ref, "status": "finished", "phase": "reported", "usage": svc.usage()}
@@ -129,3 +130,10 @@ def format_table(data: dict) -> str:
     for c in data.get("caveats") or []:
         lines.append(f"caveat: {c}")
     return "\n".join(lines)
+
+
+def read_report(path) -> dict:
+    """A run's report.json, validated as a RunReport (one reader for the CLI, the bench and the HTML page)."""
+    from pathlib import Path
+
+    return RunReport.model_validate_json(Path(path).read_text()).model_dump()

@@ -33,23 +33,28 @@ def scrub(text: str, secrets: list[str] | None = None) -> str:
     return text
 
 
+def parse_lines(lines: Iterable[str]) -> Iterator[dict]:
+    """The events in trace.jsonl lines (a line cut by a kill, or being written, is skipped)."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and "event" in data:
+            yield data
+
+
 def read_lines(path: Path | str) -> Iterator[dict]:
-    """Every complete event of a trace.jsonl as written (a line cut by a kill, or being written, is skipped).
+    """Every complete event of a trace.jsonl as written.
 
     The one reader of trace.jsonl: the writer, the report, the viewers and the bench all read through it."""
     path = Path(path)
     if not path.is_file():
         return
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(data, dict) and "event" in data:
-                yield data
+        yield from parse_lines(fh)
 
 
 def read_events(path: Path | str, kinds: Iterable[str] | None = None) -> list[TraceEvent]:

@@ -41,6 +41,7 @@ from baselines.oneshot import (
     build_oneshot_report,
 )
 from ioa_state import ConfigError, Item, RunConfig
+from ioa_state.records import RunReport
 
 MAX_ROUNDS = 8  # a safety cap; the budget usually ends the loop first
 
@@ -179,7 +180,7 @@ def _report(svc: Services, w: _Augmenter, ioa_state, ioa_report: dict, phase: _P
     data["baseline"].update({"optimizer_steps_total": tally["total_steps"], "training_rounds": tally["rounds"],
                              "reference": "Lee et al. 2024, arXiv 2403.15042 (SqueezeAILab/LLM2LLM)"})
     data["wall_s"] = round(svc.trace.node_seconds() + time.perf_counter() - phase.t0, 1)
-    write_json(svc.run_dir, "report.json", data, kind="report")
+    write_json(svc.run_dir, "report.json", RunReport.model_validate(data).model_dump(), kind="report")
     return data
 
 

@@ -37,6 +37,7 @@ from typing import Callable
 from agents.runtime import Services, write_json, write_jsonl
 from agents.tracing import TraceWriter
 from ioa_state import ConfigError, Item, LearnerState, RunConfig
+from ioa_state.records import RunReport
 
 ROLE = "adapter"  # the same usage bucket as the Adapter's item writing: the same action, without the pedagogy
 MAX_BATCH_PAIRS = 512  # refresh the cost prediction at least this often
@@ -388,7 +389,7 @@ def run_oneshot(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: 
                 "kept": len(syn["kept"]), "dropped": len(syn["dropped"]), "drop_reasons": dict(reasons),
                 "caveats": caveats, "loss_first": losses[0], "loss_last": losses[-1]})
             data["wall_s"] = round(trace.node_seconds() + time.perf_counter() - phase.t0, 1)
-            write_json(run_dir, "report.json", data, kind="report")
+            write_json(run_dir, "report.json", RunReport.model_validate(data).model_dump(), kind="report")
         trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
         return run_dir, data
     finally:

@@ -16,9 +16,9 @@ such as teacher.base_url) is an error, never silently reused.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from agents.reporter import read_report
 from ioa_state import ConfigError, RunConfig, load_config
 
 ARMS = ("ioa", "oneshot", "llm2llm", "undistilled", "no_identifier", "no_organizer", "no_adapter")
@@ -118,7 +118,7 @@ def ensure_graph_run(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
     path = run_dir / "report.json"
     if not path.is_file():
         raise RuntimeError(f"run {cfg.run_id} ended without a report.json")
-    return run_dir, json.loads(path.read_text()), action
+    return run_dir, read_report(path), action
 
 
 def ensure_matched(arm: str, cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress) -> tuple[Path, dict, str]:
@@ -130,7 +130,7 @@ def ensure_matched(arm: str, cfg: RunConfig, ioa_dir: Path, ioa_report: dict, pr
     check_compatible(run_dir, cfg)
     path = run_dir / "report.json"
     if path.is_file():
-        data = json.loads(path.read_text())
+        data = read_report(path)
         base = data.get("baseline") or {}
         if (
             base.get("budget") == ioa_report["teacher_tokens"]

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import bench  # noqa: E402  (light: models load only when a run starts)
-from cli.main import _parse_set  # noqa: E402
+from cli.options import parse_set  # noqa: E402
 from ioa_state import load_config  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field of the embedded default")
     p.add_argument("--dry-run", action="store_true", help="print the plan (what runs, resumes or is reused) and exit")
     args = p.parse_args(argv)
-    cfg = load_config(None, {**_parse_set(args.set), "runs_dir": args.runs_dir})
+    cfg = load_config(None, {**parse_set(args.set), "runs_dir": args.runs_dir})
     print(bench.format_plan(cfg, args.seeds, args.arms, args.runs_dir, args.out), flush=True)
     if args.dry_run:
         return 0

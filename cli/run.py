@@ -3,7 +3,6 @@ stands."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from cli.options import overrides
@@ -55,11 +54,11 @@ def cmd_resume(args) -> int:
 
 
 def _finish(run_dir: Path, state) -> int:
-    from agents.reporter import format_table
+    from agents.reporter import format_table, read_report
     from viewers.html_report import write_html
 
     if state.report is not None:
-        data = json.loads((run_dir / state.report.path).read_text())
+        data = read_report(run_dir / state.report.path)
         print(format_table(data))
         print(f"run directory: {run_dir} (report page: {write_html(run_dir)})")
     return 0

@@ -84,6 +84,15 @@ def follow(run_dir: Path, args, flt: dict, out, poll: float = 0.25) -> int:
 
 
 def cmd_trace(args) -> int:
+    if args.kinds:
+        from ioa_state.records import describe_kinds
+
+        print(describe_kinds())
+        return 0
+    if not args.run:
+        from ioa_state import ConfigError
+
+        raise ConfigError("ioa trace needs a run id or run directory (or --kinds to list the event kinds)")
     run_dir = resolve_run_dir(args.run, args.runs_dir)
     events = [] if args.follow else read_events(run_dir)
     flt = filters_from(args, {str(ev.get("event")) for ev in events})
@@ -112,7 +121,8 @@ def add_parser(sub) -> None:
                        description="One line per event (decisions with their numbers and thresholds, module "
                                    "diagnoses, prerequisite edges, teacher calls, dropped items, ...). Filters combine "
                                    "with AND; repeat a filter or give a comma list for OR.")
-    t.add_argument("run", help="run id (under runs/) or run directory")
+    t.add_argument("run", nargs="?", help="run id (under runs/) or run directory")
+    t.add_argument("--kinds", action="store_true", help="list the event kinds, each with what it records, and exit")
     t.add_argument(
         "--node", action="append", metavar="NODE", help="diagnose | plan | synthesize | train | examine | report"
     )

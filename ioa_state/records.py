@@ -258,4 +258,59 @@ def parse_event(data: dict) -> TraceEvent:
 
 def describe_kinds() -> str:
     """One line per event kind: its name and what it records (for `ioa trace --event` help and errors)."""
-    return "\n".join(f"{name:<17} {(cls.__doc__ or '').strip().splitlines()[0]}" for name, cls in EVENT_KINDS.items())
+    return "\n".join(f"{name:<20} {(cls.__doc__ or '').strip().splitlines()[0]}" for name, cls in EVENT_KINDS.items())
+
+
+# -- the report ----------------------------------------------------------------------------------------------------
+class _ReportPart(BaseModel):
+    model_config = ConfigDict(extra="allow")  # an arm adds its own fields (a baseline's `baseline` block)
+
+
+class ModuleResult(_ReportPart):
+    """One module's line of report.json: test-split scores of teacher, student before and after, retention."""
+
+    module: str
+    name: str | None = None
+    teacher: float
+    before: float
+    after: float
+    retention_before: float
+    retention_after: float
+    teacher_limited: bool = False
+    targeted: bool = False
+    passed: bool = False
+    not_mastered: bool = False
+    decisions: list[str] = Field(default_factory=list)
+
+
+class Overall(_ReportPart):
+    teacher: float
+    before: float
+    after: float
+    retention_before: float
+    retention_after: float
+
+
+class RunReport(_ReportPart):
+    """report.json: the test split after training (never read by a decision), retention, teacher spend, decisions.
+
+    Written by the report node (agents/reporter.py) and, in the same shape, by the baselines; read by `ioa run`'s
+    table, the bench and the HTML page."""
+
+    run_id: str
+    arm: str = "ioa"
+    overall: Overall
+    teachable_overall: dict[str, float] | None = None
+    modules: list[ModuleResult]
+    teacher_limited: list[str] = Field(default_factory=list)
+    teacher_tokens: int = Field(description="input + output tokens of every teacher call, at what each cost when "
+                                            "first paid")
+    usage: dict[str, dict] = Field(default_factory=dict)
+    optimizer_steps: int = 0
+    rounds: int = 0
+    cycles: int = 1
+    decisions: list[dict] = Field(default_factory=list)
+    caveats: list[str] = Field(default_factory=list)
+    status: Literal["finished", "stopped"] = "finished"
+    stop_reason: str | None = None
+    wall_s: float | None = None

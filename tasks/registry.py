@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 
 from ioa_state import ConfigError, TaskConfig
-
 from tasks.base import CHECKER_NAMES, TaskPack
 
 __all__ = ["PACKS", "available_packs", "load_pack"]

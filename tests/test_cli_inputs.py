@@ -89,7 +89,7 @@ def test_teacher_roles_are_the_roles_the_agents_use():
     from ioa_state.config import TEACHER_ROLES, TeacherConfig
     root = Path(__file__).resolve().parents[1]
     used = set()
-    for f in [*(root / "agents").glob("*.py"), root / "graph" / "oneshot.py"]:
+    for f in [*(root / "agents").glob("*.py"), *(root / "baselines").glob("*.py")]:
         text = f.read_text()
         used |= set(re.findall(r'role="(\w+)"', text)) | set(re.findall(r'^ROLE = "(\w+)"', text, re.M))
         used |= set(re.findall(r'teacher_answers\(svc, \w+, "(\w+)"', text))
@@ -137,7 +137,8 @@ def test_trace_stage_and_event_are_checked(tmp_path, monkeypatch):
 
 # -- 6: the crash log --------------------------------------------------------------------------------------------
 def test_crash_log_goes_into_the_run(tmp_path, monkeypatch):
-    from graph import runner, trace_cli
+    from cli import trace as trace_cmd
+    from graph import runner
 
     run = _fake_run(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -148,7 +149,7 @@ def test_crash_log_goes_into_the_run(tmp_path, monkeypatch):
     assert not (tmp_path / "ioa-error.log").exists()
     (run / "error.log").unlink()
     # a reading command never writes into the run: its crash log is a temp file
-    monkeypatch.setattr(trace_cli, "read_events", lambda d: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(trace_cmd, "read_events", lambda d: (_ for _ in ()).throw(RuntimeError("boom")))
     rc, _, err = ioa("trace", str(run))
     line = _one_line(rc, err, 1, "RuntimeError: boom", "traceback in " + tempfile.gettempdir())
     Path(line.split("traceback in ")[1].rstrip(")")).unlink()

@@ -146,7 +146,11 @@ def test_filters_combine(run):
     rc, out, _ = ioa("trace", str(run_dir), "--json", "--node", "examine", "--event", "decision", "node_end")
     events = json_lines(out)
     assert {e["event"] for e in events} == {"decision", "node_end"} and all(e["node"] == "examine" for e in events)
-    assert [e["decision"] for e in events if e["event"] == "decision"] == [d.kind for d in state.decisions]
+    stage_decisions = [d.kind for d in state.decisions if d.kind not in ("rediagnose", "finish")]
+    assert [e["decision"] for e in events if e["event"] == "decision"] == stage_decisions
+    # the examiner's agent also owns the transition nodes, which add the follow-up decisions
+    rc, out, _ = ioa("trace", str(run_dir), "--json", "--agent", "examiner", "--event", "decision")
+    assert [e["decision"] for e in json_lines(out)] == [d.kind for d in state.decisions]
     rc, out, _ = ioa("trace", str(run_dir), "--json", "--stage", "1", "--event", "synthesis")
     assert {e["module"] for e in json_lines(out)} == {"culture"}
     rc, out, _ = ioa("trace", str(run_dir), "--json", "--agent", "trainer")

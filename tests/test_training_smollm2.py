@@ -1,7 +1,6 @@
 """The packaged SmolLM2-135M-Instruct through the converted cache (slow: converts the GGUF once, ~20 s)."""
 from __future__ import annotations
 
-
 import pytest
 
 from training.generate import generate

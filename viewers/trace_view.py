@@ -10,16 +10,17 @@ Reads only the run directory's files: no model, no graph, no checkpoint is loade
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Iterable, Iterator
+
+from agents.tracing import parse_lines, read_lines  # noqa: F401 (parse_lines: `ioa trace --follow` reads with it)
+from ioa_state.records import EVENT_KINDS as RECORD_KINDS
 
 # graph node -> the agent (role) that runs it; teacher calls carry the role that made them
 NODE_AGENTS = {"diagnose": "diagnostician", "plan": "planner", "synthesize": "adapter", "train": "trainer",
-               "examine": "examiner", "report": "reporter"}
+               "examine": "examiner", "report": "reporter",
+               **{t: "examiner" for t in ("advance", "give_up", "remediate", "simplify")}}  # the transition nodes
 AGENT_ALIASES = {"identifier": "diagnostician", "organizer": "planner", "rewriter": "adapter", "report": "reporter"}
-EVENT_KINDS = ("node_start", "node_end", "teacher_call", "module_diagnosis", "edge", "targets", "stage_planned",
-               "synthesis", "item_dropped", "train", "forgetting", "replan", "decision", "fallback", "report")
+EVENT_KINDS = tuple(RECORD_KINDS)  # every kind describes itself: ioa_state/records.py, `ioa trace --kinds`
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
@@ -34,27 +35,10 @@ def resolve_run_dir(run: str, runs_dir: str | None = None) -> Path:
     raise ConfigError(f"no run {run!r}: expected {Path(runs_dir) / run}/config.yaml (or a path to a run directory)")
 
 
-def parse_lines(lines: Iterable[str]) -> Iterator[dict]:
-    for line in lines:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            ev = json.loads(line)
-        except json.JSONDecodeError:  # a line cut by a kill
-            continue
-        if isinstance(ev, dict):
-            yield ev
-
-
 def read_events(run_dir: Path) -> list[dict]:
     """All events of a run, in order, with their context (see Context.annotate)."""
-    path = Path(run_dir) / "trace.jsonl"
-    if not path.exists():
-        return []
     ctx = Context()
-    with open(path, encoding="utf-8") as fh:
-        return [ctx.annotate(ev) for ev in parse_lines(fh)]
+    return [ctx.annotate(ev) for ev in read_lines(Path(run_dir) / "trace.jsonl")]
 
 
 class Context:

@@ -37,7 +37,6 @@ What it guarantees:
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import math
 import threading
@@ -61,8 +60,15 @@ from agents.teacher.parsing import parse_structured
 from agents.teacher.prices import PriceTable
 from agents.teacher.records import StructuredReply, TeacherReply, TeacherRequest
 from agents.teacher.redact import Redactor
-from agents.teacher.retry import (RetryBudget, RetryPolicy, is_fatal, is_transient, make_retrying, overload_reason,
-                                  status_of)
+from agents.teacher.retry import (
+    RetryBudget,
+    RetryPolicy,
+    is_fatal,
+    is_transient,
+    make_retrying,
+    overload_reason,
+    status_of,
+)
 from ioa_state.config import TeacherConfig
 from ioa_state.state import Usage
 
