@@ -15,6 +15,7 @@ __all__ = ["PACKS", "available_packs", "load_pack"]
 
 PACKS: dict[str, tuple[str, str]] = {
     "zorbia": ("tasks.zorbia", "ZorbiaPack"),
+    "zorbia-mixed": ("tasks.zorbia", "ZorbiaMixedPack"),
     "gsm8k": ("tasks.gsm8k", "Gsm8kPack"),
     "humaneval": ("tasks.humaneval", "HumanEvalPack"),
     "jsonl": ("tasks.jsonl", "JsonlPack"),

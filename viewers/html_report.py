@@ -69,7 +69,13 @@ def _read_jsonl(run_dir: Path, rel: str) -> list[dict]:
     path = run_dir / rel
     if not path.exists():
         return []
-    return list(trace_view.parse_lines(path.read_text(encoding="utf-8").splitlines()))
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # an items file is written whole (temp name, then rename): only a damaged one
+            continue
+    return [r for r in rows if isinstance(r, dict)]
 
 
 def _status(state: dict, k: str) -> str:
