@@ -72,4 +72,5 @@ def load_state(run_dir: Path) -> LearnerState | None:
     finally:
         saver.conn.close()
     values = tup.checkpoint.get("channel_values") if tup else None
-    return LearnerState.model_validate(values) if values else None
+    fields = {k: v for k, v in (values or {}).items() if k in LearnerState.model_fields}  # not the branch channels
+    return LearnerState.model_validate(fields) if fields else None

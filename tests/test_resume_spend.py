@@ -153,7 +153,7 @@ def test_a_run_killed_twice_in_synthesis_reports_the_same_spend(tmp_path, monkey
             with pytest.raises(Killed):
                 runner.resume("killed", str(runs))
         second = runner.load_state(runs / "killed")
-        assert (first.phase, second.phase, second.current_stage) == ("planned", "examined", 1)
+        assert (first.phase, second.phase, second.current_stage) == ("planned", "give_up", 1)
         runner.resume("killed", str(runs))
     whole = json.loads((runs / "whole" / "report.json").read_text())
     killed = json.loads((runs / "killed" / "report.json").read_text())

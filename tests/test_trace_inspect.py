@@ -79,7 +79,10 @@ def test_diff_between_two_checkpoints(run):
     first = state.decisions[0]
     assert changes["decisions"]["change"] == "added" and changes["decisions"]["new"]["kind"] == first.kind
     assert changes["stages[c0 stage 0].rounds"]["old"] == 0 and changes["stages[c0 stage 0].rounds"]["new"] == 1
-    assert changes["mode"]["new"] == first.kind  # remediate
+    assert "mode" not in changes  # the examiner stores the decision; its transition node applies it:
+    rc, out, _ = ioa("inspect", str(run_dir), "--diff", str(exam), str(exam + 1), "--json")
+    applied = {c["path"]: c for c in json.loads(out)["changes"]}
+    assert steps[exam + 1]["wrote"] == first.kind and applied["mode"]["new"] == first.kind  # remediate
     # the readable form
     rc, out, _ = ioa("inspect", str(run_dir), "--diff", str(exam - 1), str(exam))
     assert "phase: 'trained' -> 'examined'" in out
