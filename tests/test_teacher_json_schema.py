@@ -69,6 +69,17 @@ def test_server_rejecting_json_schema_and_tools_ends_in_text_mode(tmp_path):
     assert '"text" or "json_object"' in LLAMA_CPP_REJECTION
 
 
+def test_server_that_ignores_json_schema_is_downgraded_after_a_prose_reply(tmp_path):
+    events: list[dict] = []
+    good = '{"answer": "Rome", "confidence": 0.5}'
+    with OpenAIServer(scripted(["The answer is Rome.", good], cycle=True), models=["m"]) as srv:  # "ignore"
+        t = _teacher(srv, tmp_path, events, max_reasks=1)
+        (first,) = t.ask_structured(_reqs(1), Answer)
+        assert srv.bodies[0].get("response_format") and srv.bodies[1].get("tools")
+    assert first.value == Answer(answer="Rome", confidence=0.5) and first.reasks == 1
+    assert [e["structured"] for e in events] == ["json_schema", "function_calling"]
+
+
 def test_transient_500_in_json_schema_mode_is_retried_not_a_downgrade(tmp_path):
     events: list[dict] = []
     with OpenAIServer(scripted(["unused"]), models=["m"], json_schema="accept", faults=["500"]) as srv:

@@ -268,6 +268,8 @@ class Teacher:
                     value[i], error[i] = v, None
                     continue
                 error[i] = f"reply to {schema.__name__} not usable: {why}"
+                if c.backend == "openai-compatible" and so.ignored_format(c.mode, rep.text):
+                    self._downgrade(c.spec, c.mode)  # the re-ask and every later call use the next mode
                 if attempt < self.cfg.max_reasks:
                     history[i] = history[i] + so.reask_messages(rep.text, why or "invalid", c.mode)
                     reasks[i] += 1

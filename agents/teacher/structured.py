@@ -63,6 +63,12 @@ def cut_reply(text: str | None) -> bool:
     return False
 
 
+def ignored_format(mode: str, text: str | None) -> bool:
+    """Did the server ignore a json_schema response_format? A server that enforces one always opens an object;
+    prose with no "{" came from one that took the request and dropped the format (then the next mode is tried)."""
+    return mode == "json_schema" and "{" not in (text or "")
+
+
 def schema_json(schema: type[BaseModel]) -> dict:
     return schema.model_json_schema()
 
