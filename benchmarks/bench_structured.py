@@ -34,7 +34,7 @@ from tasks.zorbia import ZorbiaPack  # noqa: E402
 from training.device import apply_thread_setting  # noqa: E402
 
 SPEC = "hf:smollm2"
-ARMS = ("text", "grammar")
+ARMS = ("grammar", "text")
 
 
 def card_requests(windows: int) -> list[TeacherRequest]:
@@ -88,19 +88,24 @@ def run_arm(mode: str, cards: list[TeacherRequest], max_reasks: int) -> dict:
     }
 
 
-def _print(rows: dict[str, dict]) -> None:
-    for mode, r in rows.items():
-        print(f"{mode:8s} parsed {r['parsed']}/{r['requests']} (first try {r['parsed_first_try']}, cards "
-              f"{r['cards_parsed']}/{r['requests'] - 1}, prior {'yes' if r['prior_parsed'] else 'no'}, cut {r['cut']}); "
-              f"{r['calls']} calls, tokens in {r['tokens_in']} out {r['tokens_out']}; {r['wall_s']:.1f} s, "
-              f"{1000 * r['s_per_token']:.1f} ms/token, {r['parsed_per_s']:.3f} parsed replies/s")
-        for e in r["errors"]:
-            print(f"         failed: {e}")
+def _print_arm(r: dict) -> None:
+    print(f"{r['mode']:8s} parsed {r['parsed']}/{r['requests']} (first try {r['parsed_first_try']}, cards "
+          f"{r['cards_parsed']}/{r['requests'] - 1}, prior {'yes' if r['prior_parsed'] else 'no'}, cut {r['cut']}); "
+          f"{r['calls']} calls, tokens in {r['tokens_in']} out {r['tokens_out']}; {r['wall_s']:.1f} s, "
+          f"{1000 * r['s_per_token']:.1f} ms/token, {r['parsed_per_s']:.3f} parsed replies/s")
+    for e in r["errors"]:
+        print(f"         failed: {e}")
+    sys.stdout.flush()
+
+
+def _print_ratios(rows: dict[str, dict]) -> None:
     g, t = rows["grammar"], rows["text"]
-    print(f"ratios grammar/text: parse rate {g['parsed'] / max(t['parsed'], 1):.2f}x, wall per generated token "
-          f"{g['s_per_token'] / t['s_per_token']:.2f}x, parsed replies per second "
-          f"{g['parsed_per_s'] / max(t['parsed_per_s'], 1e-9):.2f}x, tokens per parsed reply "
-          f"{(g['tokens_in'] + g['tokens_out']) / max(g['parsed'], 1) / ((t['tokens_in'] + t['tokens_out']) / max(t['parsed'], 1)):.2f}x")
+    per_parsed = {m: (r["tokens_in"] + r["tokens_out"]) / max(r["parsed"], 1) for m, r in rows.items()}
+    print(f"grammar/text: parsed {g['parsed']} vs {t['parsed']} of {g['requests']}; wall per generated token "
+          f"{g['s_per_token'] / t['s_per_token']:.2f}x; parsed replies per second "
+          + (f"{g['parsed_per_s'] / t['parsed_per_s']:.2f}x" if t["parsed"] else "inf (text parsed none)")
+          + f"; teacher tokens per parsed reply {per_parsed['grammar']:.0f} vs "
+          + (f"{per_parsed['text']:.0f}" if t["parsed"] else "- (none parsed)"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.reps):
         for mode in ARMS:
             rows[mode] = run_arm(mode, cards, args.max_reasks)
-    _print(rows)
+            _print_arm(rows[mode])  # each arm as it ends: a long run killed late keeps what it measured
+    _print_ratios(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
