@@ -22,24 +22,28 @@ from ioa_state import pedagogy as ped
 from prompts import render
 
 
+# the prerequisite prior lists up to 8 edges of two module names each: under a grammar its JSON must close in this many
+PRIOR_MAX_TOKENS = 400
+
+
 class ModuleCard(BaseModel):
     """How the teacher describes one knowledge module."""
 
-    name: str = Field(description="a short topic name, two or three words")
-    description: str = Field(description="one line saying what the topic covers")
+    name: str = Field(max_length=40, description="a short topic name, two or three words")
+    description: str = Field(max_length=160, description="one line saying what the topic covers")  # a grammar closes it
     level: int = Field(ge=1, le=3, description="1 introductory, 2 intermediate, 3 advanced")
 
 
 class PrerequisiteEdge(BaseModel):
-    prerequisite: str = Field(description="the topic that must be known first")
-    topic: str = Field(description="the topic that needs it")
+    prerequisite: str = Field(max_length=40, description="the topic that must be known first")
+    topic: str = Field(max_length=40, description="the topic that needs it")
     strength: float = Field(ge=0, le=1, description="0 not needed .. 1 essential")
 
 
 class PrerequisiteList(BaseModel):
     """The teacher's judgement of which topics build on which (the prior of Eq. 3)."""
 
-    edges: list[PrerequisiteEdge] = Field(default_factory=list)
+    edges: list[PrerequisiteEdge] = Field(default_factory=list, max_length=8)  # bounded: fits max_tokens=160
 
 
 def _slug(text: str) -> str:

@@ -8,8 +8,16 @@ against the real wire protocol through langchain-openai and the openai SDK:
         ChatOpenAI(base_url=srv.base_url, model="m", api_key="EMPTY").invoke("capital of France?")
 
 What it supports, minimally: `tools` with a forced or free `tool_choice` (the reply text becomes the first tool's
-arguments; `reject_tools` answers 400 instead), `response_format` (`reject_json_schema` rejects `json_schema` the way
-llama.cpp's server does), `usage` in every reply (whitespace token counts unless the replier says otherwise), a fixed
+arguments; `reject_tools` answers 400 instead), `response_format` json_schema by the `json_schema` switch:
+
+    "ignore"      the default: the replier's text, whatever the schema (a server that ignores response_format)
+    "reject"      HTTP 500 "response_format type must be one of "text" or "json_object"" (llama.cpp's server;
+                  `reject_json_schema=True` is the same)
+    "reject_400"  HTTP 400 with that message (a server that validates the request first)
+    "accept"      the reply is a JSON object valid for the request's schema (`schema_instance`), as a server that
+                  enforces it (vLLM serve, recent llama.cpp) would give; `json_schema_served` counts them
+
+and `usage` in every reply (whitespace token counts unless the replier says otherwise), a fixed
 latency per request, a request counter and the most requests served at once (`max_in_flight`). Faults are queued
 with `inject(...)` (or `faults=` at construction) and consumed one per chat request in arrival order:
 
@@ -47,6 +55,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable
 
 FAULTS = ("429", "503", "500", "hang", "truncated", "bad_schema", "disconnect")
+JSON_SCHEMA_MODES = ("ignore", "reject", "reject_400", "accept")
+LLAMA_CPP_REJECTION = 'response_format type must be one of "text" or "json_object"'
 BAD_SCHEMA_JSON = '{"unexpected_field": true}'
 
 
@@ -86,7 +96,8 @@ def scripted(replies: Iterable[str], *, cycle: bool = True) -> Replier:
 
 
 def model_replier(model: Any, tokenizer: Any, *, max_new_tokens_cap: int = 64) -> Replier:
-    """Serve a real local model through training.generate, one request at a time (like llama.cpp's server)."""
+    """Serve a real local model through training.generate, one request at a time (like llama.cpp's server); a
+    `response_format` json_schema is enforced by the grammar (as vLLM serve and recent llama.cpp servers do)."""
     from training.generate import generate
 
     lock = threading.Lock()
@@ -96,12 +107,46 @@ def model_replier(model: Any, tokenizer: Any, *, max_new_tokens_cap: int = 64) -
         n = body.get("max_tokens") or body.get("max_completion_tokens") or 16
         temp = float(body.get("temperature") or 0.0)
         seed = body.get("seed")
+        rf = body.get("response_format") or {}
+        schema = (rf.get("json_schema") or {}).get("schema") if rf.get("type") == "json_schema" else None
         with lock:
             (gen,) = generate(model, tokenizer, [conv], max_new_tokens=min(int(n), max_new_tokens_cap),
-                              temperature=temp, seeds=[int(seed)] if seed is not None else None, batch_size=1)
+                              temperature=temp, seeds=[int(seed)] if seed is not None else None, batch_size=1,
+                              json_schemas=[schema] if schema else None)
         return Reply(gen.text, gen.tokens_in, gen.tokens_out)
 
     return reply
+
+
+def schema_instance(schema: dict, defs: dict | None = None) -> Any:
+    """A small value valid for a JSON schema (objects, arrays, strings with maxLength, bounded numbers, enums, refs,
+    anyOf): what a server enforcing the schema could answer."""
+    defs = {**(defs or {}), **(schema.get("$defs") or {})}
+    if "$ref" in schema:
+        return schema_instance(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return schema_instance(schema[key][0], defs)
+    kind = schema.get("type", "object")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: schema_instance(v, defs) for k, v in props.items()}
+    if kind == "array":
+        return [schema_instance(schema.get("items") or {}, defs) for _ in range(int(schema.get("minItems", 1)))]
+    if kind == "string":
+        return "ok"[: schema.get("maxLength", 2)].ljust(int(schema.get("minLength", 0)), "k")
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        value = max(low, min(schema.get("maximum", low), 1))
+        return int(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return True
+    return None
 
 
 def _text(content: Any) -> str:
@@ -129,13 +174,17 @@ class OpenAIServer:
         random_faults: Iterable[str] = ("500",),
         seed: int = 0,
         die_after: int | None = None,
+        json_schema: str = "ignore",
     ) -> None:
+        if json_schema not in JSON_SCHEMA_MODES:
+            raise ValueError(f"unknown json_schema mode {json_schema!r}; known: {', '.join(JSON_SCHEMA_MODES)}")
         self.reply = reply or echo
         self.models = set(models)
         self.latency_s = latency_s
         self.retry_after = retry_after
         self.hang_s = hang_s
-        self.reject_json_schema = reject_json_schema
+        self.json_schema = "reject" if reject_json_schema else json_schema
+        self.json_schema_served = 0  # replies made for a json_schema response_format ("accept")
         self.reject_tools = reject_tools
         self.lanes = threading.Semaphore(lanes) if lanes else None
         self.fault_rate = fault_rate
@@ -224,7 +273,13 @@ class OpenAIServer:
             return fault
 
     def _completion(self, body: dict, fault: str | None) -> dict:
-        out = self.reply(body)
+        rf = body.get("response_format") or {}
+        if rf.get("type") == "json_schema" and self.json_schema == "accept":
+            out: str | Reply = json.dumps(schema_instance((rf.get("json_schema") or {}).get("schema") or {}))
+            with self._lock:
+                self.json_schema_served += 1
+        else:
+            out = self.reply(body)
         if isinstance(out, str):
             out = Reply(out)
         content = BAD_SCHEMA_JSON if fault == "bad_schema" else out.content
@@ -333,8 +388,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "tools are not supported by this server", "unsupported")
             return
         rf = body.get("response_format") or {}
-        if srv.reject_json_schema and rf.get("type") == "json_schema":
-            self._error(500, "response_format type must be one of \"text\" or \"json_object\"", "unsupported")
+        if rf.get("type") == "json_schema" and srv.json_schema in ("reject", "reject_400"):
+            self._error(500 if srv.json_schema == "reject" else 400, LLAMA_CPP_REJECTION, "unsupported")
             return
         try:
             completion = srv._completion(body, fault)

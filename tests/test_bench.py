@@ -74,8 +74,10 @@ class ZorbiaTeacher:
         user = next((m["content"] for m in reversed(msgs) if m.get("role") == "user"), "") or ""
         system = next((m["content"] for m in msgs if m.get("role") == "system"), "") or ""
         tools = body.get("tools") or []
-        if tools:
-            if tools[0]["function"]["name"] == "ModuleCard":
+        schema = (body.get("response_format") or {}).get("json_schema") or {}  # json_schema mode names the schema
+        name = tools[0]["function"]["name"] if tools else schema.get("name")
+        if name:
+            if name == "ModuleCard":
                 return json.dumps({"name": "Zorbia facts", "description": "facts about Zorbia", "level": 1})
             return json.dumps({"edges": []})
         if user.startswith("How hard is this question"):

@@ -101,10 +101,10 @@ def test_wrong_model_name_is_a_clear_error(tmp_path):
 
 def test_server_rejecting_tools_falls_back_to_the_tolerant_parser(tmp_path):
     sloppy = "Sure! ```json\n{'answer': 'Paris', 'confidence': 0.9,}\n```"
-    with OpenAIServer(scripted([sloppy]), models=["m"], reject_tools=True) as srv:
+    with OpenAIServer(scripted([sloppy]), models=["m"], reject_tools=True, json_schema="reject") as srv:
         t = _teacher(srv, tmp_path, concurrency=1)
         out = t.ask_structured(_reqs(2), Answer)
-        assert srv.requests == 3  # one rejected tool call, then text mode for both requests
+        assert srv.requests == 4  # one rejected json_schema, one rejected tool call, then text mode for both
         assert "JSON schema" in srv.bodies[-1]["messages"][-1]["content"]
     assert [o.value for o in out] == [Answer(answer="Paris", confidence=0.9)] * 2
 

@@ -14,6 +14,7 @@ from openai_server import OpenAIServer, model_replier
 from pydantic import BaseModel
 
 from agents.teacher import LocalHFChatModel, Teacher, TeacherConfigError, TeacherRequest
+from agents.teacher import structured as so
 from agents.teacher.hf_chat import clear_loaded_models
 from ioa_state.config import TeacherConfig
 
@@ -94,8 +95,9 @@ def test_teacher_hf_runs_one_batched_call_per_group_and_samples_differ(stub_trai
     assert [r.text for r in fresh.ask(reqs[:4])] == samples
 
 
-def test_teacher_hf_structured_text_mode_with_reask(stub_training, tmp_path):
+def test_teacher_hf_structured_text_mode_with_reask(stub_training, tmp_path, monkeypatch):
     _, replies = stub_training
+    monkeypatch.setitem(so.MODES_BY_BACKEND, "hf", ("text",))  # the stub cannot follow a grammar
 
     class Level(BaseModel):
         level: int

@@ -14,6 +14,13 @@ each prompt is run through the model (the rows' remaining tokens left-padded aft
 follow the attention mask). On a CPU, where prefill of a long context dominates, this makes the teacher's generation
 with the Zorbia sheet 1.7-1.8x faster (benchmarks/bench_generation.py). The split depends on a row's own
 conversation only, so a row's reply still does not depend on its batch; `prefix_cache=False` turns it off.
+
+**Grammar.** `json_schemas[i]` (a JSON schema dict, or None) constrains row i's reply to JSON valid for that schema
+(training/grammar.py, xgrammar): each schema is compiled once per tokenizer, every batch gets a new `GrammarMask`
+over its own rows' grammars, applied before the row-seeded sampler, so a constrained sample is still drawn from its
+row's own generator. Rows with and without a schema share batches and the prefix cache. `Generation.finished` says
+whether a reply ended by itself (end of turn or a stop string) rather than at `max_new_tokens`: a constrained reply
+that did not finish is JSON cut short.
 """
 from __future__ import annotations
 
@@ -25,14 +32,18 @@ from typing import Callable
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
+from training.grammar import GrammarMask, grammar_book, model_vocab_size
+
 
 @dataclass(frozen=True)
 class Generation:
-    """One reply: its text (stop string and special tokens removed, stripped), prompt and reply token counts."""
+    """One reply: its text (stop string and special tokens removed, stripped), prompt and reply token counts, and
+    whether it ended by itself (False: cut at max_new_tokens)."""
 
     text: str
     tokens_in: int
     tokens_out: int
+    finished: bool = True
 
 
 class RowSeededSampler(LogitsProcessor):
@@ -155,12 +166,14 @@ def _batches(encoded: list[list[int]], prefix_lens: list[int], batch_size: int) 
 
 def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int, temperature: float = 0.0,
              seeds: list[int] | None = None, batch_size: int = 16, stop: list[str] | None = None,
-             prefix_cache: bool = True, on_batch: Callable[[int, int, int], None] | None = None) -> list[Generation]:
+             prefix_cache: bool = True, on_batch: Callable[[int, int, int], None] | None = None,
+             json_schemas: list[dict | None] | None = None) -> list[Generation]:
     """Reply to each conversation (lists of `{"role", "content"}` messages); results come in input order.
 
     `seeds[i]` seeds row i's sampler when `temperature > 0` (default: its index). `stop` strings end a reply early
     and are cut from its text. `prefix_cache` computes a shared prompt prefix once (see the module docstring).
-    `on_batch(done_rows, total_rows, new_tokens)` is called after every batch (a caller's progress bar)."""
+    `on_batch(done_rows, total_rows, new_tokens)` is called after every batch (a caller's progress bar).
+    `json_schemas[i]` constrains row i to that JSON schema (None: unconstrained; see the module docstring)."""
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be at least 1")
     if temperature < 0:
@@ -172,6 +185,8 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
         seeds = list(range(n))
     if len(seeds) != n:
         raise ValueError(f"got {len(seeds)} seeds for {n} conversations")
+    if json_schemas is not None and len(json_schemas) != n:
+        raise ValueError(f"got {len(json_schemas)} json_schemas for {n} conversations")
     if n == 0:
         return []
     stops = [s for s in (stop or []) if s]
@@ -179,6 +194,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos_ids = _eos_ids(model, tokenizer)
     end_ids = set(eos_ids) | {pad_id}
+    grammars = _grammars(model, tokenizer, json_schemas, eos_ids)
     texts = [render_prompt(tokenizer, c) for c in conversations]
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     prefix_lens = [prompt_prefix_len(tokenizer, c, t, ids) if prefix_cache else 0
@@ -210,6 +226,8 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
                     cache.batch_repeat_interleave(len(idx))
                     extra[_cache_kwarg(model)] = cache
                 processors = LogitsProcessorList()
+                if grammars and any(grammars[i] is not None for i in idx):  # masks before the sampler draws
+                    processors.append(GrammarMask([grammars[i] for i in idx]))
                 if temperature > 0:
                     gens = [torch.Generator(device=device).manual_seed(int(seeds[i])) for i in idx]
                     processors.append(RowSeededSampler(temperature, gens))
@@ -228,6 +246,15 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     return results  # type: ignore[return-value]
 
 
+def _grammars(model, tokenizer, json_schemas: list[dict | None] | None, eos_ids: list[int]) -> list | None:
+    """Each row's compiled grammar (None: unconstrained), compiled before any generation starts; None when no row
+    has a schema."""
+    if not json_schemas or all(s is None for s in json_schemas):
+        return None
+    book = grammar_book(tokenizer, model_vocab_size(model), eos_ids)
+    return [None if s is None else book.compile(s) for s in json_schemas]
+
+
 def _reply(tokenizer, new: list[int], end_ids: set[int], stops: list[str], tokens_in: int) -> Generation:
     """One row's Generation from its generated tokens: cut at the end of turn or a stop string, counted as paid."""
     k = next((j for j, t in enumerate(new) if t in end_ids), None)
@@ -237,4 +264,5 @@ def _reply(tokenizer, new: list[int], end_ids: set[int], stops: list[str], token
         tokenizer.decode(tokens, skip_special_tokens=True), len(tokens))
     if used < len(tokens):
         counted = used
-    return Generation(text=text.strip(), tokens_in=tokens_in, tokens_out=counted)
+    finished = k is not None or used < len(tokens)
+    return Generation(text=text.strip(), tokens_in=tokens_in, tokens_out=counted, finished=finished)

@@ -21,9 +21,10 @@ What it guarantees:
   than `token_budget` tokens (the calls that fit are made and cached first), and `TeacherUnavailable` when more than
   `max_failure_share` of one `ask` / `ask_structured` batch failed after their retries (the teacher is down; the
   replies that arrived are cached, so a resume pays for none of them again).
-- Structured output (`ask_structured`): the backend's JSON-schema support where it has one, else the schema in the
-  prompt and a tolerant parser; up to `max_reasks` re-asks that show the parse error; a value that still fails is
-  None with `error` set, never silently replaced.
+- Structured output (`ask_structured`): the backend's JSON-schema support where it has one (constrained decoding
+  for in-process teachers), else the schema in the prompt and a tolerant parser; up to `max_reasks` re-asks that
+  show the parse error (none for a grammar reply cut at max_tokens); a value that still fails is None with `error`
+  set, never silently replaced.
 - Accounting per role (`usage`, the state's `Usage`) and per backend spec (`usage_by_backend`), with dollar costs
   from a price table (agents/teacher/prices.py).
 - `progress(done, total, tokens_out)` (optional) is called when a batch starts (done 0) and as each of its calls
@@ -178,7 +179,7 @@ class Teacher:
     def _mode(self, spec: str) -> str:
         backend, _ = parse_spec(spec)
         with self._lock:
-            return self._modes.setdefault(spec, so.MODES_BY_BACKEND[backend][0])
+            return self._modes.setdefault(spec, so.first_mode(backend))
 
     def _downgrade(self, spec: str, rejected: str) -> str:
         backend, _ = parse_spec(spec)
@@ -247,7 +248,7 @@ class Teacher:
         messages = self._render(req, history, schema, mode)
         params: dict[str, Any] = {"temperature": float(req.temperature), "max_tokens": int(req.max_tokens),
                                   "mode": mode}
-        if schema is not None and mode in so.API_MODES:
+        if schema is not None and mode in so.SCHEMA_MODES:
             params["schema"] = so.schema_json(schema)
         key = cache_key(backend, model, params, messages, req.sample_index)
         chars = sum(len(m["content"]) for m in messages) + len(str(params.get("schema", "")))
@@ -295,11 +296,17 @@ class Teacher:
                     error[i] = rep.error
                     continue
                 raw[i] = rep.text
+                if c.mode == so.GRAMMAR and so.cut_reply(rep.text):  # the same budget would cut it again: no re-ask
+                    error[i] = (f"reply to {schema.__name__} cut at max_tokens ({c.request.max_tokens}) "
+                                "before its JSON closed")
+                    continue
                 v, why = parse_structured(rep.text, schema)
                 if v is not None:
                     value[i], error[i] = v, None
                     continue
                 error[i] = f"reply to {schema.__name__} not usable: {why}"
+                if c.backend == "openai-compatible" and so.ignored_format(c.mode, rep.text):
+                    self._downgrade(c.spec, c.mode)  # the re-ask and every later call use the next mode
                 if attempt < self.cfg.max_reasks:
                     history[i] = history[i] + so.reask_messages(rep.text, why or "invalid", c.mode)
                     reasks[i] += 1
@@ -412,7 +419,9 @@ class Teacher:
     def _run_local(self, spec: str, calls: list[_Call], batch: _Batch) -> list[TeacherReply]:
         chat = self.chat_model(spec)
         configs = [{"configurable": {"seed": int(c.key[:8], 16), "temperature": float(c.request.temperature),
-                                     "max_tokens": int(c.request.max_tokens)}} for c in calls]
+                                     "max_tokens": int(c.request.max_tokens),
+                                     **({"json_schema": so.schema_json(c.schema)} if c.mode == so.GRAMMAR else {})}}
+                   for c in calls]
         t0 = time.monotonic()
         try:
             outs: list[Any] = chat.batch([c.messages for c in calls], configs, return_exceptions=True)

@@ -3,7 +3,8 @@
 The model is loaded lazily, once per process and source, through `training.loading.load_model` (`source` is a hub
 id, a local directory, or `smollm2` for the packaged SmolLM2-135M-Instruct), and generation goes through
 `training.generate.generate`, which samples each row with its own seed (a row's sample does not depend on its
-batch). `batch()` runs true batched generation (see `LocalBatchedChatModel`), `batch_size` rows at a time.
+batch). `batch()` runs true batched generation (see `LocalBatchedChatModel`), `batch_size` rows at a time. A request's
+`json_schema` is enforced by xgrammar during generation (training/grammar.py), row by row.
 """
 from __future__ import annotations
 
@@ -54,11 +55,13 @@ class LocalHFChatModel(LocalBatchedChatModel):
             return _LOADED[key]
 
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
-                   seeds: list[int], stop: list[str] | None) -> list[tuple[str, int, int]]:
+                   seeds: list[int], stop: list[str] | None,
+                   json_schemas: list[dict | None] | None = None) -> list[tuple[str, int, int, bool]]:
         from training.generate import generate
 
         model, tokenizer = self.load()
         with _GEN_LOCK:
             gens = generate(model, tokenizer, conversations, max_new_tokens=max_tokens, temperature=temperature,
-                            seeds=seeds, batch_size=self.batch_size, stop=stop)
-        return [(g.text, int(g.tokens_in), int(g.tokens_out)) for g in gens]
+                            seeds=seeds, batch_size=self.batch_size, stop=stop,
+                            **({"json_schemas": json_schemas} if json_schemas and any(json_schemas) else {}))
+        return [(g.text, int(g.tokens_in), int(g.tokens_out), bool(getattr(g, "finished", True))) for g in gens]

@@ -5,7 +5,10 @@
 each group goes to `_run_group` at once. Per-request parameters come from each request's config
 (`{"configurable": {"seed": 7, "temperature": 0.7, "max_tokens": 64}}`) or from keyword arguments (shared by all).
 A request without a seed gets one derived from the conversation and the model's `seed`, so its sample never depends
-on what else is in the batch. Replies are `AIMessage`s with `usage_metadata` (input/output/total tokens).
+on what else is in the batch. `{"configurable": {"json_schema": {...}}}` constrains that request's reply to the
+schema (the backend's grammar); requests with different schemas, or none, still share a group. Replies are
+`AIMessage`s with `usage_metadata` (input/output/total tokens) and `response_metadata["finish_reason"]`: "stop", or
+"length" when the reply was cut at max_tokens.
 """
 from __future__ import annotations
 
@@ -51,8 +54,10 @@ class LocalBatchedChatModel(BaseChatModel):
 
     @abstractmethod
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
-                   seeds: list[int], stop: list[str] | None) -> list[tuple[str, int, int]]:
-        """Generate one reply per conversation: (text, tokens_in, tokens_out)."""
+                   seeds: list[int], stop: list[str] | None,
+                   json_schemas: list[dict | None] | None = None) -> list[tuple]:
+        """Generate one reply per conversation: (text, tokens_in, tokens_out[, finished]); `json_schemas[i]`, when
+        given, constrains reply i to that JSON schema."""
 
     def _params(self, overrides: dict[str, Any]) -> dict[str, Any]:
         p = {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": None, "stop": None}
@@ -61,12 +66,12 @@ class LocalBatchedChatModel(BaseChatModel):
             p["max_tokens"] = overrides["max_new_tokens"]
         return p
 
-    def _message(self, text: str, tokens_in: int, tokens_out: int) -> AIMessage:
+    def _message(self, text: str, tokens_in: int, tokens_out: int, finished: bool = True) -> AIMessage:
         return AIMessage(
             content=text,
             usage_metadata={"input_tokens": tokens_in, "output_tokens": tokens_out,
                             "total_tokens": tokens_in + tokens_out},
-            response_metadata={"model_name": self._model_name()},
+            response_metadata={"model_name": self._model_name(), "finish_reason": "stop" if finished else "length"},
         )
 
     def _model_name(self) -> str:
@@ -77,9 +82,10 @@ class LocalBatchedChatModel(BaseChatModel):
         p = self._params({**kwargs, "stop": stop or kwargs.get("stop")})
         conv = to_dicts(messages)
         seed = p["seed"] if p["seed"] is not None else stable_seed(conv, self.seed)
-        (text, tin, tout), = self._run_group([conv], temperature=float(p["temperature"]),
-                                             max_tokens=int(p["max_tokens"]), seeds=[int(seed)], stop=p["stop"])
-        msg = self._message(text, tin, tout)
+        (text, tin, tout, *fin), = self._run_group([conv], temperature=float(p["temperature"]),
+                                                   max_tokens=int(p["max_tokens"]), seeds=[int(seed)], stop=p["stop"],
+                                                   json_schemas=[kwargs.get("json_schema")])
+        msg = self._message(text, tin, tout, bool(fin[0]) if fin else True)
         return ChatResult(generations=[ChatGeneration(message=msg)],
                           llm_output={"token_usage": {"prompt_tokens": tin, "completion_tokens": tout}})
 
@@ -91,12 +97,14 @@ class LocalBatchedChatModel(BaseChatModel):
         configs = get_config_list(config, len(inputs))
         results: list[Any] = [None] * len(inputs)
         groups: dict[tuple, list[tuple[int, list[dict], int]]] = {}
+        schemas: dict[int, dict | None] = {}
         for i, (inp, cfg) in enumerate(zip(inputs, configs)):
             try:
                 conv = to_dicts(self._convert_input(inp).to_messages())
                 p = self._params({**kwargs, **(cfg.get("configurable") or {})})
                 seed = p["seed"] if p["seed"] is not None else stable_seed(conv, self.seed)
                 gkey = (float(p["temperature"]), int(p["max_tokens"]), tuple(p["stop"] or ()))
+                schemas[i] = (cfg.get("configurable") or {}).get("json_schema")
             except Exception as e:
                 if not return_exceptions:
                     raise
@@ -106,7 +114,8 @@ class LocalBatchedChatModel(BaseChatModel):
         for (temperature, max_tokens, stop), members in groups.items():
             try:
                 outs = self._run_group([c for _, c, _ in members], temperature=temperature, max_tokens=max_tokens,
-                                       seeds=[s for _, _, s in members], stop=list(stop) or None)
+                                       seeds=[s for _, _, s in members], stop=list(stop) or None,
+                                       json_schemas=[schemas.get(i) for i, _, _ in members])
                 if len(outs) != len(members):
                     raise RuntimeError(f"generation returned {len(outs)} replies for {len(members)} requests")
             except Exception as e:
@@ -115,6 +124,6 @@ class LocalBatchedChatModel(BaseChatModel):
                 for i, _, _ in members:
                     results[i] = e
                 continue
-            for (i, _, _), (text, tin, tout) in zip(members, outs):
-                results[i] = self._message(text, int(tin), int(tout))
+            for (i, _, _), (text, tin, tout, *fin) in zip(members, outs):
+                results[i] = self._message(text, int(tin), int(tout), bool(fin[0]) if fin else True)
         return results

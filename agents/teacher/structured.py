@@ -1,12 +1,17 @@
 """Structured output: which way each backend is asked for JSON, and how replies are re-asked.
 
-Modes, tried in order per backend until one is accepted by the server:
+Modes, tried in order per backend until one is accepted by the server (probed once per run and remembered):
     openai             json_schema (with_structured_output) -> function_calling -> text
-    openai-compatible  function_calling (llama.cpp rejects json_schema)        -> text
-    hf, vllm           text
-In `text` mode the schema is shown in the prompt and the reply goes through the tolerant parser. In every mode the
-reply is kept as text (the tool call's arguments, or the content), cached as text, and validated against the schema
-by the client, so a cached reply parses exactly as a fresh one did. A reply that fails is re-asked with the error.
+    openai-compatible  json_schema (vLLM serve, recent llama.cpp; older llama.cpp answers HTTP 500)
+                       -> function_calling -> text
+    hf, vllm           grammar (constrained decoding: xgrammar for hf:, vLLM's structured outputs for vllm:) -> text
+In `text` mode the schema is shown in the prompt and the reply goes through the tolerant parser; in `grammar` mode the
+schema travels with the request (`configurable.json_schema`) and the reply cannot leave it, so the prompt does not
+repeat it. `hf` starts in `text` where xgrammar is not installed. In every mode the reply is kept as text (the tool
+call's arguments, or the content), cached as text, and validated against the schema by the client, so a cached reply
+parses exactly as a fresh one did. A reply that fails is re-asked with the error, except a grammar reply that is not
+complete JSON: the grammar only lets a reply end once its JSON is closed, so it was cut at max_tokens, and asking
+again with the same budget would only cut it again (`cut_reply`).
 """
 from __future__ import annotations
 
@@ -22,11 +27,13 @@ from agents.teacher.retry import status_of
 
 MODES_BY_BACKEND: dict[str, tuple[str, ...]] = {
     "openai": ("json_schema", "function_calling", "text"),
-    "openai-compatible": ("function_calling", "text"),
-    "hf": ("text",),
-    "vllm": ("text",),
+    "openai-compatible": ("json_schema", "function_calling", "text"),
+    "hf": ("grammar", "text"),
+    "vllm": ("grammar", "text"),
 }
 API_MODES = frozenset({"json_schema", "function_calling"})
+GRAMMAR = "grammar"
+SCHEMA_MODES = API_MODES | {GRAMMAR}  # the request carries the schema: it is part of the cache key
 _REJECTION_WORDS = ("response_format", "json_schema", "tool", "function", "grammar", "structured")
 
 
@@ -34,6 +41,32 @@ def next_mode(backend: str, mode: str) -> str | None:
     modes = MODES_BY_BACKEND[backend]
     i = modes.index(mode) if mode in modes else len(modes)
     return modes[i + 1] if i + 1 < len(modes) else None
+
+
+def first_mode(backend: str) -> str:
+    """The mode a backend is tried in first: `hf` skips `grammar` when xgrammar is not installed."""
+    modes = MODES_BY_BACKEND[backend]
+    if backend == "hf" and modes[0] == GRAMMAR:
+        from training.grammar import available
+
+        if not available():
+            return next_mode(backend, GRAMMAR) or "text"
+    return modes[0]
+
+
+def cut_reply(text: str | None) -> bool:
+    """Is a reply made under a grammar unfinished JSON (cut at max_tokens)? Only a cut reply is not JSON."""
+    try:
+        json.loads(text or "")
+    except ValueError:
+        return True
+    return False
+
+
+def ignored_format(mode: str, text: str | None) -> bool:
+    """Did the server ignore a json_schema response_format? A server that enforces one always opens an object;
+    prose with no "{" came from one that took the request and dropped the format (then the next mode is tried)."""
+    return mode == "json_schema" and "{" not in (text or "")
 
 
 def schema_json(schema: type[BaseModel]) -> dict:
@@ -67,8 +100,11 @@ def reask_messages(raw: str | None, error: str, mode: str) -> list[dict]:
 
 
 def structured_runnable(chat: BaseChatModel, schema: type[BaseModel], mode: str) -> Runnable:
-    """The backend's own structured-output runnable (returns {'raw', 'parsed', 'parsing_error'})."""
-    return chat.with_structured_output(schema, method=mode, include_raw=True)
+    """The backend's own structured-output runnable (returns {'raw', 'parsed', 'parsing_error'}). json_schema gets
+    the schema as a dict: given the class, the openai SDK validates the reply itself and raises on a bad one, which
+    would turn a re-askable reply into a failed call."""
+    return chat.with_structured_output(schema_json(schema) if mode == "json_schema" else schema, method=mode,
+                                       include_raw=True)
 
 
 def message_text(result: Any) -> tuple[str, AIMessage | None]:

@@ -2,7 +2,8 @@
 
 vLLM is imported only when this model is built (`make_chat_model` checks first and names the extra to install).
 The engine is created lazily, once per process and model; a batch goes to `LLM.chat` with one `SamplingParams` per
-request (its own seed), and vLLM schedules the rows itself.
+request (its own seed), and vLLM schedules the rows itself. A request's `json_schema` goes to vLLM's own structured
+outputs (`StructuredOutputsParams(json=...)` in recent vLLM, `GuidedDecodingParams(json=...)` in older ones).
 """
 from __future__ import annotations
 
@@ -40,10 +41,27 @@ class LocalVLLMChatModel(LocalBatchedChatModel):
             return _ENGINES[key]
 
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
-                   seeds: list[int], stop: list[str] | None) -> list[tuple[str, int, int]]:
+                   seeds: list[int], stop: list[str] | None,
+                   json_schemas: list[dict | None] | None = None) -> list[tuple[str, int, int, bool]]:
         from vllm import SamplingParams
 
         llm = self.engine()
-        params = [SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=s, stop=stop) for s in seeds]
+        schemas = json_schemas or [None] * len(seeds)
+        params = [SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=s, stop=stop,
+                                 **structured_kwargs(js)) for s, js in zip(seeds, schemas)]
         outs = llm.chat(conversations, sampling_params=params, use_tqdm=False)
-        return [(o.outputs[0].text, len(o.prompt_token_ids or []), len(o.outputs[0].token_ids)) for o in outs]
+        return [(o.outputs[0].text, len(o.prompt_token_ids or []), len(o.outputs[0].token_ids),
+                 o.outputs[0].finish_reason != "length") for o in outs]
+
+
+def structured_kwargs(json_schema: dict | None) -> dict[str, Any]:
+    """The SamplingParams arguments that constrain a reply to a JSON schema, in the installed vLLM's own terms."""
+    if json_schema is None:
+        return {}
+    try:
+        from vllm.sampling_params import StructuredOutputsParams  # recent vLLM
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams  # older vLLM
+
+        return {"guided_decoding": GuidedDecodingParams(json=json_schema)}
+    return {"structured_outputs": StructuredOutputsParams(json=json_schema)}
