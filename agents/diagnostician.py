@@ -21,7 +21,6 @@ from ioa_state import Item, LearnerState, Module, Observation
 from ioa_state import pedagogy as ped
 from prompts import render
 
-
 # the prerequisite prior lists up to 8 edges of two module names each: under a grammar its JSON must close in this many
 PRIOR_MAX_TOKENS = 400
 
@@ -43,7 +42,7 @@ class PrerequisiteEdge(BaseModel):
 class PrerequisiteList(BaseModel):
     """The teacher's judgement of which topics build on which (the prior of Eq. 3)."""
 
-    edges: list[PrerequisiteEdge] = Field(default_factory=list, max_length=8)  # bounded: fits max_tokens=160
+    edges: list[PrerequisiteEdge] = Field(default_factory=list, max_length=8)  # bounded: fits PRIOR_MAX_TOKENS
 
 
 def _slug(text: str) -> str:
