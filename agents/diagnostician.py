@@ -205,7 +205,7 @@ def prerequisite_prior(svc: Services, modules: dict[str, Module]) -> dict[tuple[
             TeacherRequest(
                 messages=[{"role": "user", "content": p.text}],
                 temperature=0.0,
-                max_tokens=160,
+                max_tokens=PRIOR_MAX_TOKENS,
                 role="diagnostician",
                 tag={"template": p.template},
             )
