@@ -123,3 +123,42 @@ def services(tmp_path):
                         teacher=ScriptedTeacher(teacher_reply), student=ScriptedStudent(student_answer),
                         trace=RecordingTrace())
     return make
+
+
+def varied_tiny_model():
+    """The `tiny` model (float32) with large random weights, so its replies are varied and prompt-dependent."""
+    import torch
+
+    from training.loading import load_model
+
+    model, tok = load_model("tiny", device="cpu", seed=0)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return model, tok
+
+
+def peak_in_flight(limiter, n_threads: int = 8, hold_s: float = 0.02) -> int:
+    """The most requests inside `limiter.slot()` at once when n_threads ask together."""
+    import threading
+    import time
+
+    inside, peak, lock = [0], [0], threading.Lock()
+
+    def work():
+        with limiter.slot():
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(hold_s)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return peak[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
+from conftest import varied_tiny_model
 from pydantic import BaseModel, Field
 
 from agents.teacher import Teacher, TeacherRequest
@@ -44,13 +44,7 @@ CONVS = [[{"role": "user", "content": q}] for q in
 
 @pytest.fixture(scope="module")
 def tiny():
-    model, tok = load_model("tiny", device="cpu", seed=0)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return model, tok
+    return varied_tiny_model()
 
 
 def _valid(text: str, cls: type[BaseModel]) -> BaseModel:

@@ -2,10 +2,10 @@
 server with faults is not stormed with retries. Unit tests on the Limiter, then the real client over HTTP."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
+from conftest import peak_in_flight
 from openai_server import OpenAIServer, scripted
 
 from agents.teacher import RetryPolicy, Teacher, TeacherRequest
@@ -46,23 +46,7 @@ def test_limiter_halves_once_per_burst_and_grows_after_a_run_of_successes():
 def test_limiter_holds_requests_beyond_the_current_limit():
     lim = Limiter(4, adaptive=True)
     lim.limit = 2
-    inside, peak, lock = [0], [0], threading.Lock()
-
-    def work():
-        with lim.slot():
-            with lock:
-                inside[0] += 1
-                peak[0] = max(peak[0], inside[0])
-            time.sleep(0.02)
-            with lock:
-                inside[0] -= 1
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert peak[0] == 2
+    assert peak_in_flight(lim) == 2
 
 
 def test_fixed_concurrency_never_changes():

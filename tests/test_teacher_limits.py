@@ -1,12 +1,12 @@
 """Rate limits, retry timing rules and the tolerant parser, tested without a network."""
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
 import openai
 import pytest
+from conftest import peak_in_flight
 from pydantic import BaseModel
 
 from agents.teacher.limits import Limiter
@@ -51,23 +51,7 @@ def test_hold_off_pauses_everyone_and_concurrency_bounds_slots():
     with lim.slot():
         pass
     assert time.monotonic() - t0 >= 0.19
-    inside, peak, lock = [0], [0], threading.Lock()
-
-    def work():
-        with lim.slot():
-            with lock:
-                inside[0] += 1
-                peak[0] = max(peak[0], inside[0])
-            time.sleep(0.02)
-            with lock:
-                inside[0] -= 1
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert peak[0] == 2
+    assert peak_in_flight(lim) == 2
 
 
 def test_fault_classification_and_retry_after():

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-import torch
+from conftest import varied_tiny_model
 
 from training.generate import Generation, generate
 from training.loading import load_model
@@ -15,13 +15,7 @@ CONVS = [[{"role": "user", "content": q}] for q in QUESTIONS]
 @pytest.fixture(scope="module")
 def model_tok():
     """A tiny float32 model with large random weights, so its replies are varied and prompt-dependent."""
-    model, tok = load_model("tiny", device="cpu", seed=0)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return model, tok
+    return varied_tiny_model()
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
@@ -94,7 +88,8 @@ def test_prompt_prefix_stops_before_the_users_words(model_tok):
             ids = tok(text, add_special_tokens=False)["input_ids"]
             n = prompt_prefix_len(tok, conv, text, ids)
             assert 0 < n < len(ids)
-            assert conv[-1]["content"] not in tok.decode(ids[:n]) and tok.decode(ids[n:]).startswith(conv[-1]["content"])
+            assert conv[-1]["content"] not in tok.decode(ids[:n])
+            assert tok.decode(ids[n:]).startswith(conv[-1]["content"])
             heads.add(tuple(ids[:n]))
     assert len(heads) == 2  # one shared prefix with the sheet, one with the template's own system prompt
     assert SYSTEM in tok.decode(list(max(heads, key=len)))
