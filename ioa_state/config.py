@@ -90,22 +90,68 @@ class TeacherConfig(_Strict):
     roles: dict[str, str] = Field(default_factory=dict, description="per-role spec overrides, e.g. {judge: 'openai:gpt-4o'}")
 
 
+# The defaults of each training profile, filled in where a config leaves a field out (so the resolved config that a
+# run saves carries the values used). `cpu`: the embedded default as measured on 2 cores (lr 5e-5 constant, no
+# weight decay, LoRA on every linear layer); `paper`: the paper's App. E recipe for a GPU student.
+STUDENT_PROFILES: dict[str, dict] = {
+    "cpu": {"learning_rate": 5e-5, "weight_decay": 0.0, "adam_beta2": 0.999, "lr_scheduler_type": "constant",
+            "warmup_ratio": 0.0, "lora_dropout": 0.0,
+            "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
+    "paper": {"learning_rate": 2e-5, "weight_decay": 0.01, "adam_beta2": 0.95, "lr_scheduler_type": "cosine",
+              "warmup_ratio": 0.03, "lora_dropout": 0.05, "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+}
+PAPER_LORA_LR = 1e-4
+
+
 class StudentConfig(_Strict):
-    """The student and how it is trained (the trainer node)."""
+    """The student and how it is trained (the trainer node). Field names are TRL's/transformers' where they mean the
+    same (training/trainer.py `sft_config` maps the rest); fields left out take the `profile`'s defaults."""
 
     source: str = Field("smollm2", description="`smollm2` (the packaged GGUF), a hub id, a local directory, or `tiny` (built from a config, for tests)")
     keep_layers: list[int] | None = Field(None, description="initialise a smaller student from these teacher layers")
+    profile: Literal["cpu", "paper"] = Field("cpu", description="defaults for the fields below left unset: cpu (measured on 2 cores) | paper (App. E, GPU)")
+    engine: Literal["trl", "loop"] = Field("trl", description="trl: TRL's SFTTrainer; loop: the hand-written AdamW loop (for comparison)")
     lora: bool = False
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)
-    epochs: int = Field(3, ge=1, description="passes over a round's items")
-    batch_size: int = Field(6, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA path (profile: cpu 0, paper 0.05)")
+    lora_targets: list[str] = Field(default_factory=lambda: list(STUDENT_PROFILES["cpu"]["lora_targets"]),
+                                    description="module names LoRA wraps, those the model has (paper: q/k/v/o)")
+    learning_rate: float = Field(5e-5, gt=0, description="peak learning rate (profile: cpu 5e-5; paper 2e-5 full, 1e-4 LoRA)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (paper 0.01)")
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1, description="(paper 0.95)")
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm (0: none)")
+    lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine"] = Field(
+        "constant", description="learning-rate schedule (paper: cosine)")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps spent warming up (paper 0.03)")
+    epochs: int = Field(3, ge=1, description="passes over a round's items (TRL's num_train_epochs)")
+    batch_size: int = Field(6, ge=1, description="global batch: examples per optimizer step over all processes")
+    gradient_checkpointing: bool | None = Field(None, description="activation checkpointing (null: on CUDA only)")
     max_length: int = Field(192, ge=16, description="student context length; caps item length")
     max_new_tokens: int = Field(48, ge=4, description="longest student answer in exams")
     exam_batch_size: int = Field(32, ge=1, description="student answers generated together in exams")
     bf16: bool = Field(True, description="bf16 autocast where the hardware supports it")
     device: str = Field("auto", description="auto | cpu | cuda")
+    num_processes: int = Field(1, ge=1, description="above 1: each round trains in an `accelerate launch` subprocess (DDP)")
+    accelerate_config: str | None = Field(None, description="accelerate config file (DDP, FSDP, DeepSpeed); implies a subprocess")
+    launch_timeout_s: float = Field(7200.0, gt=0, description="a training subprocess running longer is killed (the round fails, resumable)")
+    loss: Literal["sft", "kd", "sft+kd"] = Field("sft", description="sft: answer tokens; kd: the local teacher's next-token distribution on them; sft+kd: both")
+    kd_temperature: float = Field(1.0, gt=0, description="softmax temperature of the KL term (loss scaled by T^2)")
+    kd_weight: float = Field(0.5, ge=0, le=1, description="weight of the KL term in sft+kd (SFT gets 1 - it)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data):
+        if not isinstance(data, dict):
+            return data
+        profile = data.get("profile", "cpu")
+        if profile not in STUDENT_PROFILES:
+            return data  # the Literal check reports it
+        filled = dict(STUDENT_PROFILES[profile], **data)
+        if profile == "paper" and data.get("lora") and "learning_rate" not in data:
+            filled["learning_rate"] = PAPER_LORA_LR
+        return filled
 
 
 class TaskConfig(_Strict):
