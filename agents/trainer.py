@@ -3,6 +3,8 @@
 Replay: `replay_fraction` of the round's examples come from earlier stages' items, those of modules flagged for
 forgetting first. The loss is on answer tokens only (training/trainer.py); training continues from the latest
 checkpoint and saves this round's student under runs/<id>/student/, keeping the newest `keep_checkpoints`.
+With `student.loss: kd | sft+kd` the student also learns the local teacher's next-token distribution (the `trainer`
+role's spec, an `hf:` model shared with the teacher's; it sees its context, the student does not).
 """
 from __future__ import annotations
 
@@ -28,6 +30,18 @@ def replay_sample(current: list[dict], earlier: list[dict], forgetting: list[str
     return (urgent + rest)[:want]
 
 
+def local_teacher(svc: Services):
+    """The in-process teacher model for logit distillation, with the teacher's context."""
+    from training.distill import LocalTeacher
+
+    spec = svc.teacher.spec_for("trainer")
+    chat = svc.teacher.chat_model(spec)
+    if not hasattr(chat, "load"):
+        raise ValueError(f"student.loss {svc.cfg.student.loss!r} needs an hf: teacher in this process, got {spec!r}")
+    model, tokenizer = chat.load()
+    return LocalTeacher(model, tokenizer, svc.teacher_context)
+
+
 def train(state: LearnerState, svc: Services) -> dict:
     """The trainer node."""
     cfg = svc.cfg
@@ -41,7 +55,8 @@ def train(state: LearnerState, svc: Services) -> dict:
     svc.progress(f"train round {round_no}: {len(current)} items + {len(replay)} replay")
     svc.student.load(state.student)
     stats = svc.student.train(examples, seed=cfg.seed * 1000 + round_no,
-                              progress=lambda s, n, loss: svc.progress(f"  step {s}/{n} loss {loss:.3f}") if s == n or s % 10 == 0 else None)
+                              progress=lambda s, n, loss: svc.progress(f"  step {s}/{n} loss {loss:.3f}") if s == n or s % 10 == 0 else None,
+                              teacher=local_teacher(svc) if cfg.student.loss != "sft" else None)
     ref = svc.student.save(f"student/round-{round_no:03d}", round_no)
     history = (state.student_history + [ref])[-KEEP_CHECKPOINTS:]
     svc.student.prune(history)

@@ -153,6 +153,13 @@ class StudentConfig(_Strict):
             filled["learning_rate"] = PAPER_LORA_LR
         return filled
 
+    @model_validator(mode="after")
+    def _kd_in_process(self) -> "StudentConfig":
+        if self.loss != "sft" and (self.num_processes > 1 or self.accelerate_config or self.engine != "trl"):
+            raise ValueError(f"student.loss {self.loss} needs the teacher in the training process: use it with "
+                             "engine trl, num_processes 1 and no accelerate_config")
+        return self
+
 
 class TaskConfig(_Strict):
     """The task pack (the domain) and its splits."""
@@ -189,6 +196,14 @@ class RunConfig(_Strict):
         "none", description="switch one IOA component off (for `ioa bench`): no_identifier targets every teachable "
                             "module with uniform weight; no_organizer trains one stage once, no mastery gate, no ZPD; "
                             "no_adapter keeps the teacher's items as first written (no adaptation, verification, dedup)")
+
+    @model_validator(mode="after")
+    def _kd_teacher_local(self) -> "RunConfig":
+        spec = self.teacher.roles.get("trainer", self.teacher.spec)
+        if self.student.loss != "sft" and not spec.startswith("hf:"):
+            raise ValueError(f"student.loss {self.student.loss} needs an hf: teacher (its logits, in this process), "
+                             f"got {spec!r} (set teacher.roles.trainer to an hf: model sharing the student's tokenizer)")
+        return self
 
     @field_validator("run_id")
     @classmethod
