@@ -87,6 +87,9 @@ class Student:
             else:
                 model_dir = job / "in"
                 save_student(self.model, self.tokenizer, model_dir)
+            if self.device.type == "cuda":  # the launched processes need the GPU memory this copy holds
+                self.model, self.loaded_from = None, None
+                torch.cuda.empty_cache()
             write_job(job / "job", self.cfg.model_dump(), examples, seed=seed, model_dir=model_dir, max_steps=None)
             run_job(launch_command(self.cfg, job / "job", self.device.type), timeout_s=self.cfg.launch_timeout_s,
                     progress=progress)

@@ -14,7 +14,8 @@ FSDP or DeepSpeed from the accelerate config, `batch_size` staying the global ba
 
 What TRL cannot do here, kept as it is: packing and padding-free batches need FlashAttention (not on the CPU), so
 batches are right-padded; TRL's own chat-template tokenization is not used, because the exam generates from the
-prompt tokenized alone and the masking must match it token for token (tests/test_training_trainer.py). The
+prompt tokenized alone and the masking must match it token for token (tests/test_training_trainer.py); logit
+distillation (training/distill.py) runs in one process only, since the teacher stays in the parent's memory. The
 hand-written loop stays as `student.engine: loop` (training/sft_loop.py) for the speed comparison.
 """
 from __future__ import annotations
@@ -168,6 +169,7 @@ def _build_trainer(model, tokenizer, encoded, examples, cfg, args, teacher):
 def stats_trainer_class():
     """SFTTrainer counting the tokens it trained on, all processes summed (built on first use: importing TRL is
     slow, and most imports of this module never train). training/distill.py subclasses it for the KL loss."""
+    from transformers import Trainer
     from trl import SFTTrainer
 
     class StatsSFTTrainer(SFTTrainer):
@@ -177,7 +179,11 @@ def stats_trainer_class():
             if model.training:
                 self._tok += int(inputs["attention_mask"].sum())
                 self._ans += int((inputs["labels"] != IGNORE).sum())
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+            # transformers' own loss (the model's cross-entropy over num_items_in_batch, scaled for DDP as TRL's):
+            # TRL's fused LM head also computes entropy and token accuracy over the vocabulary at every step, which
+            # made a CPU step up to 2x slower than the hand loop's (benchmarks/bench_training.py)
+            inputs["use_cache"] = False
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
 
         def token_counts(self) -> tuple[int, int]:
