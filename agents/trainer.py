@@ -3,6 +3,8 @@
 Replay: `replay_fraction` of the round's examples come from earlier stages' items, those of modules flagged for
 forgetting first. The loss is on answer tokens only (training/trainer.py); training continues from the latest
 checkpoint and saves this round's student under runs/<id>/student/, keeping the newest `keep_checkpoints`.
+With `student.loss: kd | sft+kd` the student also learns the local teacher's next-token distribution (the `trainer`
+role's spec, an `hf:` model shared with the teacher's; it sees its context, the student does not).
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from ioa_state import LearnerState
 KEEP_CHECKPOINTS = 2
 
 
-def replay_sample(current: list[dict], earlier: list[dict], forgetting: list[str], fraction: float, seed: int) -> list[dict]:
+def replay_sample(current: list[dict], earlier: list[dict], forgetting: list[str], fraction: float,
+                  seed: int) -> list[dict]:
     """ceil(f/(1-f) * n) earlier examples, so that they are about `fraction` of the round; forgetting modules first."""
     if not earlier or fraction <= 0:
         return []
@@ -29,6 +32,18 @@ def replay_sample(current: list[dict], earlier: list[dict], forgetting: list[str
     return (urgent + rest)[:want]
 
 
+def local_teacher(svc: Services):
+    """The in-process teacher model for logit distillation, with the teacher's context."""
+    from training.distill import LocalTeacher
+
+    spec = svc.teacher.spec_for("trainer")
+    chat = svc.teacher.chat_model(spec)
+    if not hasattr(chat, "load"):
+        raise ValueError(f"student.loss {svc.cfg.student.loss!r} needs an hf: teacher in this process, got {spec!r}")
+    model, tokenizer = chat.load()
+    return LocalTeacher(model, tokenizer, svc.teacher_context)
+
+
 def train(state: LearnerState, svc: Services) -> dict:
     """The trainer node."""
     cfg = svc.cfg
@@ -37,13 +52,18 @@ def train(state: LearnerState, svc: Services) -> dict:
     earlier = [r for ref in state.item_files[:-1] for r in read_jsonl(svc.run_dir, ref)
                if (r.get("cycle", 0), r["stage"]) != (state.cycle, stage_idx)]
     round_no = state.total_rounds + 1
-    replay = replay_sample(current, earlier, state.forgetting, cfg.thresholds.replay_fraction, cfg.seed * 7919 + round_no)
+    replay = replay_sample(current, earlier, state.forgetting, cfg.thresholds.replay_fraction,
+                           cfg.seed * 7919 + round_no)
     examples = [{"prompt": r["prompt"], "answer": r["answer"]} for r in current + replay]
     svc.progress(f"train round {round_no}: {len(current)} items + {len(replay)} replay")
     svc.student.load(state.student)
-    lines = lambda s, n, loss: svc.progress(f"  step {s}/{n} loss {loss:.3f}") if s == n or s % 10 == 0 else None  # noqa: E731
+    def lines(s, n, loss):
+        if s == n or s % 10 == 0:
+            svc.progress(f"  step {s}/{n} loss {loss:.3f}")
+
     stats = svc.student.train(examples, seed=cfg.seed * 1000 + round_no,
-                              progress=train_progress(f"train round {round_no}", also=lines))
+                              progress=train_progress(f"train round {round_no}", also=lines),
+                              teacher=local_teacher(svc) if cfg.student.loss != "sft" else None)
     ref = svc.student.save(f"student/round-{round_no:03d}", round_no)
     history = (state.student_history + [ref])[-KEEP_CHECKPOINTS:]
     svc.student.prune(history)

@@ -39,6 +39,7 @@ from baselines.oneshot import (
     _services,
     _Writer,
     build_oneshot_report,
+    distill_teacher,
 )
 from ioa_state import ConfigError, Item, RunConfig
 from ioa_state.records import RunReport
@@ -126,7 +127,8 @@ def _train_round(svc: Services, pool: list[dict], steps: int, round_no: int):
     svc.student.load(None)  # every round starts again from the initial weights (LLM2LLM retrains from scratch)
     examples = [{"prompt": r["prompt"], "answer": r["answer"]} for r in pool]
     svc.student.model, stats = train_sft(svc.student.model, svc.student.tokenizer, examples, svc.cfg.student,
-                                         seed=svc.cfg.seed * 1000 + 1 + round_no, max_steps=steps)
+                                         seed=svc.cfg.seed * 1000 + 1 + round_no, max_steps=steps,
+                                         teacher=distill_teacher(svc))
     return stats
 
 

@@ -320,6 +320,13 @@ def _services(cfg: RunConfig, run_dir: Path, progress) -> Services:
                     student=Student(cfg.student, run_dir, seed=cfg.seed), trace=trace, progress=progress)
 
 
+def distill_teacher(svc: Services):
+    """The in-process teacher for `student.loss: kd | sft+kd` (None for plain SFT): every arm trains the same way."""
+    from agents.trainer import local_teacher
+
+    return local_teacher(svc) if svc.cfg.student.loss != "sft" else None
+
+
 def _train_once(svc: Services, kept: list[dict], steps: int, budget: int, caveats: list[str]):
     """The student from its initial weights, trained for exactly `steps` optimizer steps; its TrainStats or None."""
     from training.checkpoints import save_student
@@ -332,9 +339,12 @@ def _train_once(svc: Services, kept: list[dict], steps: int, budget: int, caveat
         if steps > 0:
             caveats.append(f"no usable item within the budget of {budget} tokens: the student was not trained")
         return None
+    def progress(s, n, loss):
+        if s == n or s % 10 == 0:
+            svc.progress(f"  oneshot step {s}/{n} loss {loss:.3f}")
+
     student.model, stats = train_sft(student.model, student.tokenizer, examples, cfg.student, seed=cfg.seed * 1000 + 1,
-                                     max_steps=steps, progress=lambda s, n, loss: svc.progress(
-                                         f"  oneshot step {s}/{n} loss {loss:.3f}") if s == n or s % 10 == 0 else None)
+                                     max_steps=steps, teacher=distill_teacher(svc), progress=progress)
     save_student(student.model, student.tokenizer, svc.run_dir / "student" / "final")
     return stats
 

@@ -1,17 +1,22 @@
 """Benchmark the student's training step and generation on the packaged SmolLM2-135M-Instruct.
 
-Times one AdamW step through `train_sft` at 4 x 256 tokens for full vs LoRA fine-tuning, each in fp32 and with bf16
-autocast (a warm-up step first, then the mean of `--steps` steps), and greedy generation tokens/s at batch 1 vs 8
-(every row forced to the full `--new-tokens`). Ratios are printed against the baseline measured in the same run
-(full fp32 for training, batch 1 for generation), so a shared, noisy CPU still gives comparable numbers.
+Training: one AdamW step through `train_sft` at 4 x 256 tokens, TRL's SFTTrainer (`student.engine: trl`) against
+the hand-written loop (`loop`), for full and LoRA fine-tuning, in fp32 and with bf16 autocast (`--modes`). Each arm
+runs in its own subprocess (a warm-up step first, then the mean of `--steps` steps), so its peak resident memory
+(ru_maxrss, model load included) is its own. Printed: optimizer steps/s and peak MiB, and TRL's steps/s and memory
+against the loop's in the same mode. Generation: greedy tokens/s at batch 1 vs 8 (every row forced to the full
+`--new-tokens`). Ratios are against baselines measured in the same run, so a shared, noisy CPU still compares.
 
-    [IOA_TORCH_THREADS=1] .venv/bin/python benchmarks/bench_training.py [--steps 2] [--new-tokens 32] [--json out.json]
+    [IOA_TORCH_THREADS=1] .venv/bin/python benchmarks/bench_training.py [--steps 2] [--modes full-bf16,lora-bf16]
+        [--no-generate] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import random
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,17 +40,54 @@ def _examples(n: int, seed: int = 0) -> list[dict]:
     return [{"prompt": text(160), "answer": text(200), "system": None} for _ in range(n)]
 
 
-def bench_step(source: str, *, lora: bool, bf16: bool, steps: int, batch: int, length: int) -> dict:
+def bench_step(source: str, *, engine: str, lora: bool, bf16: bool, steps: int, batch: int, length: int) -> dict:
     model, tok = load_model(source, device="cpu")
-    cfg = StudentConfig(source=source, lora=lora, bf16=bf16, batch_size=batch, max_length=length,
+    cfg = StudentConfig(source=source, engine=engine, lora=lora, bf16=bf16, batch_size=batch, max_length=length,
                         learning_rate=1e-5)
     stamps: list[float] = []
     t0 = time.perf_counter()
     _, stats = train_sft(model, tok, _examples(batch * (steps + 1)), cfg, seed=0, max_steps=steps + 1,
-                         progress=lambda s, t, l: stamps.append(time.perf_counter()))
+                         progress=lambda s, t, loss: stamps.append(time.perf_counter()))
     per_step = (stamps[-1] - stamps[0]) / steps  # step 1 is the warm-up
-    return {"lora": lora, "bf16": bf16 and bf16_supported("cpu"), "step_s": per_step,
-            "first_step_s": stamps[0] - t0, "tokens_per_step": stats.tokens // stats.steps}
+    return {"engine": engine, "lora": lora, "bf16": bf16 and bf16_supported("cpu"), "step_s": per_step,
+            "steps_per_s": 1 / per_step, "first_step_s": stamps[0] - t0,
+            "tokens_per_step": stats.tokens // stats.steps,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _arm_in_subprocess(args, engine: str, mode: str) -> dict:
+    """One arm in a fresh interpreter: its peak memory is its own."""
+    cmd = [sys.executable, __file__, "--arm", f"{engine}:{mode}", "--source", args.source, "--steps", str(args.steps),
+           "--batch", str(args.batch), "--length", str(args.length)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"arm {engine}:{mode} failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(lines[-1])
+
+
+def _run_arm(spec: str, args) -> int:
+    engine, mode = spec.split(":")
+    r = bench_step(args.source, engine=engine, lora=mode.startswith("lora"), bf16=mode.endswith("bf16"),
+                   steps=args.steps, batch=args.batch, length=args.length)
+    print(json.dumps(r))
+    return 0
+
+
+def train_table(args) -> list[dict]:
+    rows = []
+    for mode in args.modes.split(","):
+        loop = _arm_in_subprocess(args, "loop", mode)
+        trl = _arm_in_subprocess(args, "trl", mode)
+        rows += [dict(loop, mode=mode), dict(trl, mode=mode, x_steps=trl["steps_per_s"] / loop["steps_per_s"],
+                                             x_mem=trl["peak_mib"] / loop["peak_mib"])]
+    print(f"\n{'mode':<11}{'engine':<7}{'steps/s':>9}{'peak MiB':>10}{'tokens':>8}{'x loop steps/s':>16}"
+          f"{'x loop MiB':>12}")
+    for r in rows:
+        extra = f"{r['x_steps']:>16.2f}{r['x_mem']:>12.2f}" if "x_steps" in r else ""
+        print(f"{r['mode']:<11}{r['engine']:<7}{r['steps_per_s']:>9.3f}{r['peak_mib']:>10.0f}"
+              f"{r['tokens_per_step']:>8}{extra}")
+    return rows
 
 
 def bench_generate(model, tok, *, batch: int, new_tokens: int, reps: int) -> dict:
@@ -73,24 +115,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--length", type=int, default=256)
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--modes", default="full-fp32,full-bf16,lora-fp32,lora-bf16",
+                    help="comma-separated training modes: full|lora - fp32|bf16")
+    ap.add_argument("--no-generate", action="store_true", help="skip the generation table")
+    ap.add_argument("--arm", help=argparse.SUPPRESS)  # engine:mode, run by the parent in a subprocess
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
     apply_thread_setting()  # $IOA_TORCH_THREADS, e.g. 1 on a CPU other processes are using
+    if args.arm:
+        return _run_arm(args.arm, args)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu bf16: {bf16_supported('cpu')}, "
           f"source {args.source}, {args.batch}x{args.length} tokens a step")
-    train = []
-    for lora in (False, True):
-        for bf16 in (False, True):
-            r = bench_step(args.source, lora=lora, bf16=bf16, steps=args.steps, batch=args.batch,
-                           length=args.length)
-            train.append(r)
-    base = train[0]["step_s"]
-    print(f"\n{'mode':<12}{'autocast':<10}{'step s':>8}{'x full fp32':>13}{'tokens':>8}")
-    for r in train:
-        print(f"{'LoRA' if r['lora'] else 'full':<12}{'bf16' if r['bf16'] else 'fp32':<10}{r['step_s']:>8.2f}"
-              f"{r['step_s'] / base:>13.2f}{r['tokens_per_step']:>8}")
-
+    train = train_table(args)
+    if args.no_generate:
+        if args.json:
+            args.json.write_text(json.dumps({"train": train}, indent=2))
+        return 0
     model, tok = load_model(args.source, device="cpu")
     gen = [bench_generate(model, tok, batch=b, new_tokens=args.new_tokens, reps=args.reps) for b in (1, 8)]
     print(f"\n{'batch':<8}{'seconds':>9}{'tokens/s':>10}{'x batch 1':>11}")

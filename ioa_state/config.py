@@ -21,17 +21,26 @@ Unit = Field(ge=0.0, le=1.0)
 class Thresholds(_Strict):
     """The IOA thresholds (algorithm page, table at the top). Names are the paper's."""
 
-    tau_gap: float = Field(0.3, ge=0, le=1, description="module is deficient when its relative gap exceeds this (Eq. 2)")
-    tau_high: float = Field(0.9, ge=0, le=1, description="mastery ratio at/above which a prerequisite counts as mastered (Eq. 3)")
-    tau_low: float = Field(0.7, ge=0, le=1, description="mastery ratio below which a prerequisite counts as not mastered (Eq. 3)")
+    tau_gap: float = Field(0.3, ge=0, le=1, description="module is deficient when its relative gap exceeds this (Eq."
+                                                        " 2)")
+    tau_high: float = Field(0.9, ge=0, le=1, description="mastery ratio at/above which a prerequisite counts as"
+                                                         " mastered (Eq. 3)")
+    tau_low: float = Field(0.7, ge=0, le=1, description="mastery ratio below which a prerequisite counts as not"
+                                                        " mastered (Eq. 3)")
     tau_dep: float = Field(0.3, ge=0, le=1, description="a prerequisite edge is kept when its strength exceeds this")
-    alpha: float = Field(0.7, ge=0, le=1, description="weight of the gap against structural importance in severity (Eq. 4)")
+    alpha: float = Field(0.7, ge=0, le=1, description="weight of the gap against structural importance in severity"
+                                                      " (Eq. 4)")
     tau_zpd: float = Field(0.15, ge=0, le=1, description="largest difficulty step between consecutive stages (Eq. 8)")
-    tau_mastery: float = Field(0.9, ge=0, le=1, description="a stage passes when every module's mastery ratio reaches this (Eq. 9)")
-    target_fraction: float = Field(0.25, gt=0, le=1, description="share of deficient modules targeted per diagnosis (Eq. 5)")
-    max_remedial_rounds: int = Field(5, ge=0, description="rounds after a stage's first before its failing modules are left")
-    min_progress: float = Field(0.02, ge=0, le=1, description="rise of the stage's minimum mastery ratio that counts as progress")
-    teacher_floor: float = Field(0.3, ge=0, le=1, description="a module whose teacher score is below this is teacher-limited")
+    tau_mastery: float = Field(0.9, ge=0, le=1, description="a stage passes when every module's mastery ratio reaches"
+                                                            " this (Eq. 9)")
+    target_fraction: float = Field(0.25, gt=0, le=1, description="share of deficient modules targeted per diagnosis"
+                                                                 " (Eq. 5)")
+    max_remedial_rounds: int = Field(5, ge=0, description="rounds after a stage's first before its failing modules are"
+                                                          " left")
+    min_progress: float = Field(0.02, ge=0, le=1, description="rise of the stage's minimum mastery ratio that counts"
+                                                              " as progress")
+    teacher_floor: float = Field(0.3, ge=0, le=1, description="a module whose teacher score is below this is"
+                                                              " teacher-limited")
     min_probe_items: int = Field(8, ge=2, description="probe items a module needs; smaller groups are merged")
     samples_per_seed: int = Field(10, ge=1, description="items the teacher writes per seed item (the paper's J_i)")
     vote_samples: int = Field(5, ge=1, description="teacher samples drawn to verify an item without a reference")
@@ -66,7 +75,8 @@ class AdapterConfig(_Strict):
     """How the Adapter verifies, deduplicates and sizes the items it keeps (algorithm §3)."""
 
     verify_min_score: float = Field(0.999, ge=0, le=1, description="checker score a rewritten item's answer needs "
-                                    "against its source's reference (exact-style checkers: contains, numeric, exact, code)")
+                                    "against its source's reference (exact-style checkers: contains, numeric, exact, "
+                                    "code)")
     verify_min_rouge: float = Field(0.5, ge=0, le=1, description="the same bar when the pack's checker is rouge "
                                     "(a free-text reference: a paraphrase scores well below 1)")
     dedup_rouge: float = Field(0.7, ge=0, le=1, description="ROUGE-L above which a candidate duplicates a kept or gate "
@@ -79,7 +89,7 @@ class AdapterConfig(_Strict):
 
 
 # the `role=` of every teacher call the agents make (agents/, baselines/); tests keep this list in step
-TEACHER_ROLES = ("diagnostician", "examiner", "adapter")
+TEACHER_ROLES = ("diagnostician", "examiner", "adapter", "trainer")
 
 
 class TeacherConfig(_Strict):
@@ -92,26 +102,36 @@ class TeacherConfig(_Strict):
 
     spec: str = "hf:smollm2"
     base_url: str | None = None
-    api_key_env: str = Field("OPENAI_API_KEY", description="name of the environment variable holding the key (never the key)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the environment variable holding the key (never"
+                                                           " the key)")
     context: str | None = Field(None, description="system prompt the teacher (not the student) is given")
-    context_file: str | None = Field(None, description="file whose text is the teacher's context; pack context if unset")
+    context_file: str | None = Field(None, description="file whose text is the teacher's context; pack context if"
+                                                       " unset")
     temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature for synthesis")
     max_tokens: int = Field(96, ge=8, description="longest teacher reply, in tokens")
-    question_max_tokens: int = Field(40, ge=8, description="longest new question the teacher writes (raise for long problems)")
-    concurrency: int = Field(16, ge=1, description="teacher requests in flight at once (batch size for in-process models)")
+    question_max_tokens: int = Field(40, ge=8, description="longest new question the teacher writes (raise for long"
+                                                           " problems)")
+    concurrency: int = Field(16, ge=1, description="teacher requests in flight at once (batch size for in-process"
+                                                   " models)")
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0)
     max_retries: int = Field(4, ge=0, description="retries per call (tenacity, exponential backoff with jitter)")
     retry_budget: int = Field(200, ge=0, description="retries allowed in the whole run")
     timeout_s: float = Field(60.0, gt=0)
     max_reasks: int = Field(1, ge=0, description="re-asks when a structured reply does not parse")
-    token_budget: int | None = Field(None, ge=1, description="stop the run cleanly once this many teacher tokens are spent")
+    token_budget: int | None = Field(None, ge=1, description="stop the run cleanly once this many teacher tokens are"
+                                                             " spent")
     shared_cache: str | None = Field(None, description="path of a teacher-call cache shared across runs")
     roles: dict[str, str] = Field(default_factory=dict, description="per-role spec overrides, e.g. {examiner: "
-                                  "'openai:gpt-4o'}; roles: diagnostician, examiner, adapter")
-    max_failure_share: float = Field(0.1, ge=0, le=1, description="stop the run (resumable) when more than this share of one teacher batch's calls fail after their retries; 1 never stops")
-    adaptive_concurrency: bool = Field(True, description="halve the requests in flight on a timeout, 429 or 503 and grow back by one after successes (AIMD), between 1 and `concurrency`")
-    concurrency_growth_after: int = Field(8, ge=1, description="successful requests in a row before adaptive concurrency allows one more in flight")
+                                  "'openai:gpt-4o'}; roles: diagnostician, examiner, adapter, trainer")
+    max_failure_share: float = Field(0.1, ge=0, le=1, description="stop the run (resumable) when more than this share"
+                                                                  " of one teacher batch's calls fail after their"
+                                                                  " retries; 1 never stops")
+    adaptive_concurrency: bool = Field(True, description="halve the requests in flight on a timeout, 429 or 503 and"
+                                                         " grow back by one after successes (AIMD), between 1 and"
+                                                         " `concurrency`")
+    concurrency_growth_after: int = Field(8, ge=1, description="successful requests in a row before adaptive"
+                                                               " concurrency allows one more in flight")
 
     @field_validator("context_file")
     @classmethod
@@ -131,22 +151,83 @@ class TeacherConfig(_Strict):
         return v
 
 
-class StudentConfig(_Strict):
-    """The student and how it is trained (the trainer node)."""
+# The defaults of each training profile, filled in where a config leaves a field out (so the resolved config that a
+# run saves carries the values used). `cpu`: the embedded default as measured on 2 cores (lr 5e-5 constant, no
+# weight decay, LoRA on every linear layer); `paper`: the paper's App. E recipe for a GPU student.
+STUDENT_PROFILES: dict[str, dict] = {
+    "cpu": {"learning_rate": 5e-5, "weight_decay": 0.0, "adam_beta2": 0.999, "lr_scheduler_type": "constant",
+            "warmup_ratio": 0.0, "lora_dropout": 0.0,
+            "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
+    "paper": {"learning_rate": 2e-5, "weight_decay": 0.01, "adam_beta2": 0.95, "lr_scheduler_type": "cosine",
+              "warmup_ratio": 0.03, "lora_dropout": 0.05, "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+}
+PAPER_LORA_LR = 1e-4
 
-    source: str = Field("smollm2", description="`smollm2` (the packaged GGUF), a hub id, a local directory, or `tiny` (built from a config, for tests)")
+
+class StudentConfig(_Strict):
+    """The student and how it is trained (the trainer node). Field names are TRL's/transformers' where they mean the
+    same (training/trainer.py `sft_config` maps the rest); fields left out take the `profile`'s defaults."""
+
+    source: str = Field("smollm2", description="`smollm2` (the packaged GGUF), a hub id, a local directory, or `tiny`"
+                                               " (built from a config, for tests)")
     keep_layers: list[int] | None = Field(None, description="initialise a smaller student from these teacher layers")
+    profile: Literal["cpu", "paper"] = Field("cpu", description="defaults for the fields below left unset: cpu"
+                                                                " (measured on 2 cores) | paper (App. E, GPU)")
+    engine: Literal["trl", "loop"] = Field("trl", description="trl: TRL's SFTTrainer; loop: the hand-written AdamW"
+                                                              " loop (for comparison)")
     lora: bool = False
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)
-    epochs: int = Field(3, ge=1, description="passes over a round's items")
-    batch_size: int = Field(6, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA path (profile: cpu 0, paper 0.05)")
+    lora_targets: list[str] = Field(default_factory=lambda: list(STUDENT_PROFILES["cpu"]["lora_targets"]),
+                                    description="module names LoRA wraps, those the model has (paper: q/k/v/o)")
+    learning_rate: float = Field(5e-5, gt=0, description="peak learning rate (profile: cpu 5e-5; paper 2e-5 full, 1e-4"
+                                                         " LoRA)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (paper 0.01)")
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1, description="(paper 0.95)")
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm (0: none)")
+    lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine"] = Field(
+        "constant", description="learning-rate schedule (paper: cosine)")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps spent warming up (paper 0.03)")
+    epochs: int = Field(3, ge=1, description="passes over a round's items (TRL's num_train_epochs)")
+    batch_size: int = Field(6, ge=1, description="global batch: examples per optimizer step over all processes")
+    gradient_checkpointing: bool | None = Field(None, description="activation checkpointing (null: on CUDA only)")
     max_length: int = Field(192, ge=16, description="student context length; caps item length")
     max_new_tokens: int = Field(48, ge=4, description="longest student answer in exams")
     exam_batch_size: int = Field(32, ge=1, description="student answers generated together in exams")
     bf16: bool = Field(True, description="bf16 autocast where the hardware supports it")
     device: str = Field("auto", description="auto | cpu | cuda")
+    num_processes: int = Field(1, ge=1, description="above 1: each round trains in an `accelerate launch` subprocess"
+                                                    " (DDP)")
+    accelerate_config: str | None = Field(None, description="accelerate config file (DDP, FSDP, DeepSpeed); implies a"
+                                                            " subprocess")
+    launch_timeout_s: float = Field(7200.0, gt=0, description="a training subprocess running longer is killed (the"
+                                                              " round fails, resumable)")
+    loss: Literal["sft", "kd", "sft+kd"] = Field("sft", description="sft: answer tokens; kd: the local teacher's"
+                                                                    " next-token distribution on them; sft+kd: both")
+    kd_temperature: float = Field(1.0, gt=0, description="softmax temperature of the KL term (loss scaled by T^2)")
+    kd_weight: float = Field(0.5, ge=0, le=1, description="weight of the KL term in sft+kd (SFT gets 1 - it)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data):
+        if not isinstance(data, dict):
+            return data
+        profile = data.get("profile", "cpu")
+        if profile not in STUDENT_PROFILES:
+            return data  # the Literal check reports it
+        filled = dict(STUDENT_PROFILES[profile], **data)
+        if profile == "paper" and data.get("lora") and "learning_rate" not in data:
+            filled["learning_rate"] = PAPER_LORA_LR
+        return filled
+
+    @model_validator(mode="after")
+    def _kd_in_process(self) -> "StudentConfig":
+        if self.loss != "sft" and (self.num_processes > 1 or self.accelerate_config or self.engine != "trl"):
+            raise ValueError(f"student.loss {self.loss} needs the teacher in the training process: use it with "
+                             "engine trl, num_processes 1 and no accelerate_config")
+        return self
 
 
 class TaskConfig(_Strict):
@@ -177,14 +258,25 @@ class RunConfig(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     adaptations: Adaptations = Field(default_factory=Adaptations)
     adapter: AdapterConfig = Field(default_factory=AdapterConfig)
-    min_items: int = Field(2, ge=1, description="a module's round needs at least this many kept items, else the run stops")
+    min_items: int = Field(2, ge=1, description="a module's round needs at least this many kept items, else the run"
+                                                " stops")
     watch_items: int = Field(4, ge=0, description="gate items of each untrained target scored at every exam (Eq. 3)")
     max_items_per_module: int | None = Field(None, ge=1, description="cap on kept items per module per round")
     max_rounds_total: int = Field(40, ge=1, description="safety cap on synthesize-train-examine rounds in a run")
     ablation: Literal["none", "no_identifier", "no_organizer", "no_adapter"] = Field(
         "none", description="switch one IOA component off (for `ioa bench`): no_identifier targets every teachable "
                             "module with uniform weight; no_organizer trains one stage once, no mastery gate, no ZPD; "
-                            "no_adapter keeps the teacher's items as first written (no adaptation, verification, dedup)")
+                            "no_adapter keeps the teacher's items as first written (no adaptation, verification, "
+                            "dedup)")
+
+    @model_validator(mode="after")
+    def _kd_teacher_local(self) -> "RunConfig":
+        spec = self.teacher.roles.get("trainer", self.teacher.spec)
+        if self.student.loss != "sft" and not spec.startswith("hf:"):
+            raise ValueError(f"student.loss {self.student.loss} needs an hf: teacher (its logits, in this process), "
+                             f"got {spec!r} (set teacher.roles.trainer to an hf: model sharing the student's "
+                             "tokenizer)")
+        return self
 
     @field_validator("run_id")
     @classmethod

@@ -93,6 +93,7 @@ def test_teacher_roles_are_the_roles_the_agents_use():
         text = f.read_text()
         used |= set(re.findall(r'role="(\w+)"', text)) | set(re.findall(r'^ROLE = "(\w+)"', text, re.M))
         used |= set(re.findall(r'teacher_answers\(svc, \w+, "(\w+)"', text))
+        used |= set(re.findall(r'spec_for\("(\w+)"\)', text))  # the trainer's logit-distillation teacher
     assert used == set(TEACHER_ROLES)
     assert "judge" not in TeacherConfig.model_fields["roles"].description
 

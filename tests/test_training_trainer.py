@@ -80,7 +80,7 @@ def test_loss_goes_down_on_a_repeated_example(tok):
     model, _ = load_model("tiny", device="cpu", seed=0)
     calls = []
     model, stats = train_sft(model, tok, [EX] * 4, _cfg(), seed=0, max_steps=12,
-                             progress=lambda s, t, l: calls.append((s, t, l)))
+                             progress=lambda s, t, loss: calls.append((s, t, loss)))
     assert stats.steps == 12 and len(stats.losses) == 12
     assert stats.losses[-1] < 0.5 * stats.losses[0]
     assert [c[0] for c in calls] == list(range(1, 13)) and {c[1] for c in calls} == {12}
@@ -118,7 +118,8 @@ def test_lora_trains_and_merges_into_a_plain_model(tok):
     after = model.state_dict()
     assert set(after) == set(before)
     assert not any("lora" in k for k in after)
-    assert not torch.equal(after["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"])
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(after[q], before[q])
     assert not torch.equal(after["model.layers.1.mlp.down_proj.weight"], before["model.layers.1.mlp.down_proj.weight"])
     assert torch.equal(after["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
     assert torch.equal(after["model.norm.weight"], before["model.norm.weight"])
@@ -137,3 +138,50 @@ def test_bf16_autocast_and_gradient_checkpointing_run(tok, lora):
     assert all(torch.isfinite(torch.tensor(stats.losses)))
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+
+
+def test_trl_and_the_hand_loop_give_the_same_loss_curve(tok):
+    examples = [dict(EX, answer=f"Answer number {i}.") for i in range(5)]
+    curves = {}
+    for engine in ("trl", "loop"):
+        model, _ = load_model("tiny", device="cpu", seed=0)
+        _, stats = train_sft(model, tok, examples, _cfg(engine=engine, learning_rate=1e-3, epochs=2), seed=3)
+        curves[engine] = stats
+    assert curves["trl"].steps == curves["loop"].steps == 6 and curves["trl"].epochs == 2.0
+    assert curves["trl"].answer_tokens == curves["loop"].answer_tokens  # whole epochs: every answer twice
+    # the first epoch's order is the same seeded permutation; later epochs reshuffle each its own way
+    assert max(abs(a - b) for a, b in zip(curves["trl"].losses[:3], curves["loop"].losses[:3])) < 1e-4
+
+
+def test_sft_config_maps_the_paper_profile(tmp_path):
+    from training.trainer import sft_config
+
+    full = sft_config(StudentConfig(profile="paper"), seed=5, output_dir=str(tmp_path), device=torch.device("cpu"),
+                      max_steps=7)
+    assert (full.learning_rate, full.weight_decay, full.adam_beta1, full.adam_beta2) == (2e-5, 0.01, 0.9, 0.95)
+    assert full.lr_scheduler_type == "cosine" and full.warmup_steps == 0.03 and full.max_grad_norm == 1.0
+    assert full.max_steps == 7 and full.num_train_epochs == 3 and full.seed == full.data_seed == 5
+    assert full.per_device_train_batch_size == 6 and not full.activation_checkpointing
+    lora = StudentConfig(profile="paper", lora=True)
+    assert lora.learning_rate == 1e-4 and lora.lora_dropout == 0.05
+    assert lora.lora_targets == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    cpu = sft_config(StudentConfig(), seed=0, output_dir=str(tmp_path), device=torch.device("cpu"))
+    assert (cpu.learning_rate, cpu.weight_decay, cpu.lr_scheduler_type, cpu.warmup_steps) == (5e-5, 0.0, "constant", 0)
+    assert cpu.max_steps == -1 and cpu.per_device_train_batch_size == 6
+
+
+def test_profile_defaults_yield_to_explicit_fields_and_survive_a_reload():
+    cfg = StudentConfig(profile="paper", lora=True, learning_rate=3e-4, weight_decay=0.0)
+    assert (cfg.learning_rate, cfg.weight_decay, cfg.lr_scheduler_type) == (3e-4, 0.0, "cosine")
+    assert StudentConfig.model_validate(cfg.model_dump()) == cfg
+    with pytest.raises(ValueError):
+        StudentConfig(profile="gpu")
+
+
+def test_gradient_checkpointing_defaults_to_cuda_only():
+    from training.trainer import use_checkpointing
+
+    cfg = StudentConfig()
+    assert not use_checkpointing(cfg, torch.device("cpu")) and use_checkpointing(cfg, torch.device("cuda"))
+    assert use_checkpointing(StudentConfig(gradient_checkpointing=True), torch.device("cpu"))
+    assert not use_checkpointing(cfg, torch.device("cuda"), asked=False)

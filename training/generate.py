@@ -152,7 +152,8 @@ def _prefix_cache(model, prefix: tuple[int, ...], device):
     return getattr(out, "cache", None) or out.past_key_values
 
 
-def _batches(encoded: list[list[int]], prefix_lens: list[int], batch_size: int) -> list[tuple[tuple[int, ...], list[int]]]:
+def _batches(encoded: list[list[int]], prefix_lens: list[int],
+             batch_size: int) -> list[tuple[tuple[int, ...], list[int]]]:
     """(shared prefix tokens, row indices) per batch: rows grouped by their prompt prefix, longest first in each."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, ids in enumerate(encoded):

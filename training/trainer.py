@@ -1,179 +1,194 @@
-"""Supervised fine-tuning of the student on (prompt, answer) items: full or LoRA, loss on answer tokens only.
+"""Supervised fine-tuning of the student through TRL's SFTTrainer: full or LoRA, loss on answer tokens only.
 
-Each example `{"prompt", "answer", "system"?}` is rendered with the chat template as an optional system message, the
-user prompt and the assistant answer. The prompt part is tokenized exactly as generation tokenizes it (template
-with the generation prompt), the rest of the rendered text (answer and end-of-turn) follows; labels are -100 on the
-prompt and on padding, so the loss counts answer tokens only. Batches are right-padded (positions then start at 0
-in every row), shuffled with a generator seeded by `seed`; `torch.manual_seed(seed)` fixes LoRA's init, so the same
-inputs give bit-identical weights. AdamW, optional bf16 autocast, optional gradient checkpointing. A LoRA student
-is merged back (`merge_and_unload`), so callers always get a plain model.
+Examples `{"prompt", "answer", "system"?}` are rendered with the chat template and tokenized by
+training/examples.py (the prompt exactly as generation tokenizes it, labels -100 on it), then handed to SFTTrainer
+as a pre-tokenized prompt-completion dataset (`input_ids`, `labels`): TRL keeps the labels, truncates to
+`max_length` and pads; its completion-only loss is then the loss on the answer tokens. LoRA goes through
+`peft_config` and is merged back after training (callers always get a plain model). `sft_config` is the one place
+where StudentConfig's fields become SFTConfig's (most share TRL's names; `epochs` -> `num_train_epochs`,
+`batch_size` (global) -> `per_device_train_batch_size`, `warmup_ratio` -> `warmup_steps` as a ratio, bf16 and
+gradient checkpointing only where training/device.py says the hardware has them). `max_steps` is honoured
+exactly; `transformers.set_seed(seed)` before the trainer is built fixes the data order and LoRA's init, so the same
+inputs give the same weights on the CPU. Under `accelerate launch` (training/launch.py) the same call runs DDP,
+FSDP or DeepSpeed from the accelerate config, `batch_size` staying the global batch.
+
+What TRL cannot do here, kept as it is: packing and padding-free batches need FlashAttention (not on the CPU), so
+batches are right-padded; TRL's own chat-template tokenization is not used, because the exam generates from the
+prompt tokenized alone and the masking must match it token for token (tests/test_training_trainer.py); logit
+distillation (training/distill.py) runs in one process only, since the teacher stays in the parent's memory. The
+hand-written loop stays as `student.engine: loop` (training/sft_loop.py) for the speed comparison.
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
+import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from ioa_state.config import StudentConfig
-from training.device import autocast_ctx
-
-IGNORE = -100
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-@dataclass
-class TrainStats:
-    """What a training call did: optimizer steps, epochs (fractional), per-step losses, wall seconds, tokens seen
-    (non-padding), answer tokens (those the loss counts) and examples skipped (no answer token within max_length)."""
-
-    steps: int = 0
-    epochs: float = 0.0
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    tokens: int = 0
-    answer_tokens: int = 0
-    skipped: int = 0
+from training.device import bf16_supported
+from training.examples import IGNORE, TrainStats, collate, encode_example, example_messages  # noqa: F401
+from training.sft_loop import lora_config, set_checkpointing, train_sft_loop
 
 
-def example_messages(example: dict) -> list[dict]:
-    """The chat messages of an example, without its answer."""
-    msgs = []
-    if example.get("system"):
-        msgs.append({"role": "system", "content": example["system"]})
-    msgs.append({"role": "user", "content": example["prompt"]})
-    return msgs
+def world_size() -> int:
+    """Processes training together (accelerate launch sets WORLD_SIZE), 1 outside a launch."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
-def encode_example(tokenizer, example: dict, max_length: int) -> dict | None:
-    """`{"input_ids", "labels"}` for one example, truncated to `max_length` tokens; labels are -100 on the prompt.
-    None when no answer token survives the truncation."""
-    msgs = example_messages(example)
-    prompt_text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    full_text = tokenizer.apply_chat_template(msgs + [{"role": "assistant", "content": example["answer"]}],
-                                              tokenize=False)
-    if not full_text.startswith(prompt_text):
-        raise ValueError("the chat template does not render the prompt as a prefix of prompt + answer; "
-                         "cannot mask the prompt exactly")
-    answer_text = full_text[len(prompt_text):]
-    p_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    a_ids = tokenizer(answer_text, add_special_tokens=False)["input_ids"]
-    input_ids = (p_ids + a_ids)[:max_length]
-    labels = ([IGNORE] * len(p_ids) + a_ids)[:max_length]
-    if all(t == IGNORE for t in labels):
-        return None
-    return {"input_ids": input_ids, "labels": labels}
+def use_checkpointing(cfg: StudentConfig, device: torch.device, asked: bool | None = None) -> bool:
+    """Gradient checkpointing: the caller's choice, else the config's, else on CUDA only (memory is short there;
+    on the CPU it costs ~5% time for memory we have)."""
+    for choice in (asked, cfg.gradient_checkpointing):
+        if choice is not None:
+            return bool(choice)
+    return device.type == "cuda"
 
 
-def collate(encoded: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a batch: padding gets `pad_id`, attention 0 and label -100."""
-    width = max(len(e["input_ids"]) for e in encoded)
-    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(encoded), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for r, e in enumerate(encoded):
-        k = len(e["input_ids"])
-        ids[r, :k] = torch.tensor(e["input_ids"], dtype=torch.long)
-        labels[r, :k] = torch.tensor(e["labels"], dtype=torch.long)
-        mask[r, :k] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+def sft_config(cfg: StudentConfig, *, seed: int, output_dir: str, device: torch.device,
+               max_steps: int | None = None, gradient_checkpointing: bool = False, max_grad_norm: float | None = None):
+    """The SFTConfig for a StudentConfig: the one documented mapping from our fields to TRL's."""
+    from trl import SFTConfig
+
+    procs = world_size()
+    if cfg.batch_size % procs:
+        raise ValueError(f"student.batch_size ({cfg.batch_size}) must be a multiple of the {procs} processes")
+    return SFTConfig(
+        output_dir=output_dir, seed=seed, data_seed=seed, report_to="none", save_strategy="no", logging_steps=1,
+        disable_tqdm=True, dataloader_num_workers=0, use_cpu=device.type == "cpu",
+        per_device_train_batch_size=cfg.batch_size // procs, gradient_accumulation_steps=1,
+        num_train_epochs=cfg.epochs, max_steps=max_steps if max_steps is not None else -1,
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, adam_beta1=cfg.adam_beta1,
+        adam_beta2=cfg.adam_beta2, optim="adamw_torch",
+        max_grad_norm=cfg.max_grad_norm if max_grad_norm is None else max_grad_norm,
+        lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_ratio,
+        bf16=bool(cfg.bf16 and bf16_supported(device)), fp16=False,
+        activation_checkpointing=gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
+        max_length=cfg.max_length, packing=False, padding_free=False, shuffle_dataset=False,
+        remove_unused_columns=False, completion_only_loss=None, dataset_num_proc=None)
 
 
-def _wrap_lora(model, cfg: StudentConfig):
-    from peft import LoraConfig, get_peft_model
-
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    targets = [t for t in LORA_TARGETS if t in names]
-    if not targets:
-        raise ValueError(f"LoRA: none of {LORA_TARGETS} found in {type(model).__name__}")
-    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=targets,
-                      bias="none", task_type="CAUSAL_LM")
-    with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing
-        warnings.simplefilter("ignore", FutureWarning)
-        return get_peft_model(model, lcfg)
+def encode_all(tokenizer, examples: list[dict], max_length: int) -> tuple[list[dict], int]:
+    """The encoded examples with an answer token left within `max_length`, and how many were skipped."""
+    encoded = [encode_example(tokenizer, ex, max_length) for ex in examples]
+    kept = [e for e in encoded if e is not None]
+    return kept, len(encoded) - len(kept)
 
 
-def _checkpointing(model, on: bool) -> None:
-    """Activation (gradient) checkpointing on or off: about half the peak memory for ~5% more time."""
-    if on:
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif hasattr(model, "activation_checkpointing_disable"):
-        model.activation_checkpointing_disable()
-    else:
-        model.gradient_checkpointing_disable()
+def _progress_callback(stats: TrainStats, total: int, progress):
+    from transformers import TrainerCallback
+
+    class _Record(TrainerCallback):
+        """Per-step losses from the trainer's logs (logging_steps=1), and the caller's progress hook."""
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs and state.global_step > len(stats.losses):
+                stats.losses.append(float(logs["loss"]))
+                if progress is not None:
+                    progress(state.global_step, total, stats.losses[-1])
+
+    return _Record()
 
 
 def train_sft(model, tokenizer, examples: list[dict], cfg: StudentConfig, *, seed: int, max_steps: int | None = None,
-              progress: Callable[[int, int, float], None] | None = None, gradient_checkpointing: bool = False,
-              max_grad_norm: float | None = 1.0):
+              progress: Callable[[int, int, float], None] | None = None, gradient_checkpointing: bool | None = None,
+              max_grad_norm: float | None = None, teacher=None):
     """Fine-tune `model` on `examples`; returns `(model, TrainStats)` with the model in eval mode.
 
-    Runs `cfg.epochs` passes in batches of `cfg.batch_size`, or exactly `max_steps` optimizer steps when given
-    (cycling through reshuffled epochs as needed). `progress(step, total, loss)` is called after every step.
-    Full fine-tuning updates `model` in place; with `cfg.lora` the returned model is the merged base model."""
+    Runs `cfg.epochs` passes in (global) batches of `cfg.batch_size`, or exactly `max_steps` optimizer steps when
+    given (cycling through reshuffled epochs as needed). `progress(step, total, loss)` is called after every step.
+    Full fine-tuning updates `model` in place; with `cfg.lora` the returned model is the merged base model.
+    `teacher` (training/distill.py `LocalTeacher`) is needed by `cfg.loss` kd and sft+kd."""
+    device = next(model.parameters()).device
+    gc = use_checkpointing(cfg, device, gradient_checkpointing)
+    if cfg.engine == "loop":
+        if cfg.loss != "sft":
+            raise ValueError(f"student.loss {cfg.loss!r} needs student.engine: trl")
+        return train_sft_loop(model, tokenizer, examples, cfg, seed=seed, max_steps=max_steps, progress=progress,
+                              gradient_checkpointing=gc, max_grad_norm=max_grad_norm)
     t0 = time.perf_counter()
     stats = TrainStats()
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    encoded = []
-    for ex in examples:
-        e = encode_example(tokenizer, ex, cfg.max_length)
-        if e is None:
-            stats.skipped += 1
-        else:
-            encoded.append(e)
-    n = len(encoded)
-    if n == 0 or max_steps == 0:
+    encoded, stats.skipped = encode_all(tokenizer, examples, cfg.max_length)
+    if not encoded or max_steps == 0:
         model.eval()
         stats.seconds = time.perf_counter() - t0
         return model, stats
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(encoded) / cfg.batch_size)
     total = max_steps if max_steps is not None else cfg.epochs * steps_per_epoch
-    torch.manual_seed(seed)
-    device = next(model.parameters()).device
-    base = model
-    if gradient_checkpointing:
-        _checkpointing(base, True)
+    with tempfile.TemporaryDirectory(prefix="ioa-sft-") as out:
+        from transformers import PrinterCallback
+
+        args = sft_config(cfg, seed=seed, output_dir=out, device=device, max_steps=total,
+                          gradient_checkpointing=gc, max_grad_norm=max_grad_norm)
+        trainer = _build_trainer(model, tokenizer, encoded, examples, cfg, args, teacher)
+        trainer.add_callback(_progress_callback(stats, total, progress))
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress hook reports instead
+        try:
+            trainer.train()
+        finally:
+            trained = trainer.model
+            set_checkpointing(model, False)
+            trained.eval()
+    stats.steps = trainer.state.global_step
+    stats.tokens, stats.answer_tokens = trainer.token_counts()
     if cfg.lora:
-        model = _wrap_lora(model, cfg)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-    order_gen = torch.Generator().manual_seed(seed)
-    try:
-        while stats.steps < total:
-            perm = torch.randperm(n, generator=order_gen).tolist()
-            for b in range(0, n, cfg.batch_size):
-                if stats.steps >= total:
-                    break
-                batch = {k: v.to(device) for k, v in collate([encoded[i] for i in perm[b:b + cfg.batch_size]],
-                                                             pad_id).items()}
-                with autocast_ctx(device, cfg.bf16):
-                    out = model(**batch, use_cache=False)
-                loss = out.loss
-                loss.backward()
-                if max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                stats.steps += 1
-                stats.losses.append(float(loss.detach()))
-                stats.tokens += int(batch["attention_mask"].sum())
-                stats.answer_tokens += int((batch["labels"] != IGNORE).sum())
-                if progress is not None:
-                    progress(stats.steps, total, stats.losses[-1])
-    finally:
-        if gradient_checkpointing:
-            _checkpointing(base, False)
-        model.eval()
-    if cfg.lora:
-        model = model.merge_and_unload()
-        model.eval()
+        trained = trained.merge_and_unload()
+        trained.eval()
     stats.epochs = stats.steps / steps_per_epoch
     stats.seconds = time.perf_counter() - t0
-    return model, stats
+    return trained, stats
+
+
+def _build_trainer(model, tokenizer, encoded, examples, cfg, args, teacher):
+    from datasets import Dataset
+    from datasets.utils.logging import disable_progress_bar
+    from transformers import set_seed
+
+    disable_progress_bar()  # the run's own progress lines say where training is
+
+    set_seed(args.seed)  # before peft builds the adapters: LoRA's init is part of "same inputs, same weights"
+    peft = lora_config(model, cfg) if cfg.lora else None
+    with warnings.catch_warnings():  # peft and TRL warn about transformers' deprecations, not about us
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        if cfg.loss == "sft":
+            rows = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in encoded]
+            return stats_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                           processing_class=tokenizer, peft_config=peft)
+        from training.distill import build_kd_trainer
+
+        return build_kd_trainer(model, tokenizer, examples, cfg, args, teacher, peft)
+
+
+@functools.lru_cache(maxsize=1)
+def stats_trainer_class():
+    """SFTTrainer counting the tokens it trained on, all processes summed (built on first use: importing TRL is
+    slow, and most imports of this module never train). training/distill.py subclasses it for the KL loss."""
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class StatsSFTTrainer(SFTTrainer):
+        _tok = _ans = 0
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                self._tok += int(inputs["attention_mask"].sum())
+                self._ans += int((inputs["labels"] != IGNORE).sum())
+            # transformers' own loss (the model's cross-entropy over num_items_in_batch, scaled for DDP as TRL's):
+            # TRL's fused LM head also computes entropy and token accuracy over the vocabulary at every step, which
+            # made a CPU step up to 2x slower than the hand loop's (benchmarks/bench_training.py)
+            inputs["use_cache"] = False
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+        def token_counts(self) -> tuple[int, int]:
+            t = torch.tensor([self._tok, self._ans], device=self.accelerator.device)
+            t = self.accelerator.reduce(t, reduction="sum")
+            return int(t[0]), int(t[1])
+
+    return StatsSFTTrainer
