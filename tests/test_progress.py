@@ -91,3 +91,24 @@ def test_the_exam_and_training_of_a_student_move_their_bars(tmp_path, lr):
     st.train([{"prompt": f"q{i}", "answer": "a"} for i in range(4)], seed=0,
              progress=progress.train_progress("train", also=lambda s, n, _l: steps.append((s, n)), stream=tty))
     assert steps == [(1, 2), (2, 2)] and "2/2" in tty.getvalue()
+
+
+def test_an_in_process_teacher_reports_rows_as_its_generate_batches_finish(tmp_path, monkeypatch):
+    """hf: teachers run one batched call; the bar moves after every generate batch, not only at the end."""
+    import training.generate as gen
+
+    batches, real = [0], gen._batch_tensors
+    monkeypatch.setattr(gen, "_batch_tensors", lambda *a: (batches.__setitem__(0, batches[0] + 1), real(*a))[1])
+    calls: list[tuple[int, int, int]] = []
+    seen: dict[int, int] = {}
+
+    def hook(done, total, tokens):
+        calls.append((done, total, tokens))
+        seen.setdefault(done, batches[0])
+
+    t = Teacher(TeacherConfig(spec="hf:tiny", concurrency=2), tmp_path, progress=hook)
+    replies = t.ask(_reqs(["a", "b", "c", "d"]))
+    assert all(r.error is None for r in replies)
+    assert [c[0] for c in calls] == [0, 1, 2, 3, 4]  # each row once
+    assert seen[2] == 1 and seen[4] == 2              # the first two rows were shown before the second batch ran
+    assert sum(c[2] for c in calls) == sum(r.tokens_out for r in replies)

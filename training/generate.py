@@ -175,19 +175,8 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     and are cut from its text. `prefix_cache` computes a shared prompt prefix once (see the module docstring).
     `on_batch(done_rows, total_rows, new_tokens)` is called after every batch (a caller's progress bar).
     `json_schemas[i]` constrains row i to that JSON schema (None: unconstrained; see the module docstring)."""
-    if max_new_tokens < 1:
-        raise ValueError("max_new_tokens must be at least 1")
-    if temperature < 0:
-        raise ValueError("temperature must be >= 0")
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
     n = len(conversations)
-    if seeds is None:
-        seeds = list(range(n))
-    if len(seeds) != n:
-        raise ValueError(f"got {len(seeds)} seeds for {n} conversations")
-    if json_schemas is not None and len(json_schemas) != n:
-        raise ValueError(f"got {len(json_schemas)} json_schemas for {n} conversations")
+    seeds = _check_args(n, max_new_tokens, temperature, batch_size, seeds, json_schemas)
     if n == 0:
         return []
     stops = [s for s in (stop or []) if s]
@@ -203,22 +192,13 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
                                pad_token_id=pad_id, eos_token_id=eos_ids)
     results: list[Generation | None] = [None] * n
-    caches: dict[tuple[int, ...], object] = {}
-    was_training = model.training
-    model.eval()
+    caches: dict[tuple[int, ...], object] = {}  # the key/value cache of each shared prefix, computed once
+    was_training, _ = model.training, model.eval()
     try:
         with torch.inference_mode():
             for prefix, idx in _batches(encoded, prefix_lens, batch_size):
                 plen = len(prefix)
-                width = max(len(encoded[i]) - plen for i in idx)
-                ids = torch.full((len(idx), plen + width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(idx), plen + width), dtype=torch.long)
-                ids[:, :plen] = torch.tensor(prefix, dtype=torch.long)
-                mask[:, :plen] = 1
-                for r, i in enumerate(idx):
-                    row = encoded[i][plen:]
-                    ids[r, plen + width - len(row):] = torch.tensor(row, dtype=torch.long)
-                    mask[r, plen + width - len(row):] = 1
+                ids, mask = _batch_tensors(prefix, [encoded[i][plen:] for i in idx], pad_id)
                 extra = {}
                 if plen:
                     if prefix not in caches:
@@ -232,7 +212,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
                 if temperature > 0:
                     gens = [torch.Generator(device=device).manual_seed(int(seeds[i])) for i in idx]
                     processors.append(RowSeededSampler(temperature, gens))
-                prompt_len = plen + width
+                prompt_len = ids.shape[1]
                 criteria = StoppingCriteriaList([StopOnStrings(tokenizer, stops, prompt_len)] if stops else [])
                 out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                      generation_config=gen_cfg, logits_processor=processors,
@@ -245,6 +225,36 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
         if was_training:
             model.train()
     return results  # type: ignore[return-value]
+
+
+def _check_args(n: int, max_new_tokens: int, temperature: float, batch_size: int, seeds: list[int] | None,
+                json_schemas: list | None) -> list[int]:
+    """generate's arguments checked; the seeds (default: each row's index)."""
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be at least 1")
+    if temperature < 0:
+        raise ValueError("temperature must be >= 0")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    seeds = list(range(n)) if seeds is None else seeds
+    if len(seeds) != n:
+        raise ValueError(f"got {len(seeds)} seeds for {n} conversations")
+    if json_schemas is not None and len(json_schemas) != n:
+        raise ValueError(f"got {len(json_schemas)} json_schemas for {n} conversations")
+    return seeds
+
+
+def _batch_tensors(prefix: tuple[int, ...], rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """input_ids and attention mask of one batch: the shared prefix, then each row's tokens left-padded after it."""
+    plen, width = len(prefix), max(len(r) for r in rows)
+    ids = torch.full((len(rows), plen + width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), plen + width), dtype=torch.long)
+    ids[:, :plen] = torch.tensor(prefix, dtype=torch.long)
+    mask[:, :plen] = 1
+    for r, row in enumerate(rows):
+        ids[r, plen + width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[r, plen + width - len(row):] = 1
+    return ids, mask
 
 
 def _grammars(model, tokenizer, json_schemas: list[dict | None] | None, eos_ids: list[int]) -> list | None:

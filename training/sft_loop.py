@@ -55,10 +55,26 @@ def set_checkpointing(model, on: bool) -> None:
         model.gradient_checkpointing_disable()
 
 
+def _step(model, opt, params, batch: dict, device, cfg: StudentConfig, max_grad_norm: float | None,
+          stats: TrainStats) -> None:
+    """One optimizer step on one batch, counted into `stats`."""
+    with autocast_ctx(device, cfg.bf16):
+        out = model(**batch, use_cache=False)
+    loss = out.loss
+    loss.backward()
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    stats.steps += 1
+    stats.losses.append(float(loss.detach()))
+    stats.tokens += int(batch["attention_mask"].sum())
+    stats.answer_tokens += int((batch["labels"] != IGNORE).sum())
+
+
 def train_sft_loop(model, tokenizer, examples: list[dict], cfg: StudentConfig, *, seed: int,
-                   max_steps: int | None = None,
-              progress: Callable[[int, int, float], None] | None = None, gradient_checkpointing: bool = False,
-              max_grad_norm: float | None = None):
+                   max_steps: int | None = None, progress: Callable[[int, int, float], None] | None = None,
+                   gradient_checkpointing: bool = False, max_grad_norm: float | None = None):
     """Fine-tune `model` on `examples`; returns `(model, TrainStats)` with the model in eval mode.
 
     Runs `cfg.epochs` passes in batches of `cfg.batch_size`, or exactly `max_steps` optimizer steps when given
@@ -103,18 +119,7 @@ def train_sft_loop(model, tokenizer, examples: list[dict], cfg: StudentConfig, *
                     break
                 batch = {k: v.to(device) for k, v in collate([encoded[i] for i in perm[b:b + cfg.batch_size]],
                                                              pad_id).items()}
-                with autocast_ctx(device, cfg.bf16):
-                    out = model(**batch, use_cache=False)
-                loss = out.loss
-                loss.backward()
-                if max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                stats.steps += 1
-                stats.losses.append(float(loss.detach()))
-                stats.tokens += int(batch["attention_mask"].sum())
-                stats.answer_tokens += int((batch["labels"] != IGNORE).sum())
+                _step(model, opt, params, batch, device, cfg, max_grad_norm, stats)
                 if progress is not None:
                     progress(stats.steps, total, stats.losses[-1])
     finally:

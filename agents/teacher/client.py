@@ -375,9 +375,18 @@ class Teacher:
         for i in issued:
             (local.setdefault(calls[i].spec, []) if calls[i].backend in LOCAL_BACKENDS else remote).append(i)
         for spec, idxs in local.items():
-            for i, rep in zip(idxs, self._run_local(spec, [calls[i] for i in idxs], batch)):
+            shown = [0]  # rows the in-process backend already reported done (one generate batch at a time)
+
+            def rows(k: int, tokens: int, shown=shown) -> None:
+                for j in range(k):
+                    shown[0] += 1
+                    tick(TeacherReply("", 0, tokens if j == 0 else 0, False, 0, 0.0, None))
+
+            for n_done, (i, rep) in enumerate(zip(idxs, self._run_local(spec, [calls[i] for i in idxs], batch,
+                                                                        rows))):
                 replies[i] = rep
-                tick(rep)
+                if n_done >= shown[0]:
+                    tick(rep)
         if remote:
             workers = min(self.cfg.concurrency, len(remote))
 
@@ -416,7 +425,8 @@ class Teacher:
         self._emit(c, reply)
         return reply
 
-    def _run_local(self, spec: str, calls: list[_Call], batch: _Batch) -> list[TeacherReply]:
+    def _run_local(self, spec: str, calls: list[_Call], batch: _Batch,
+                   on_rows: Callable[[int, int], None] | None = None) -> list[TeacherReply]:
         chat = self.chat_model(spec)
         configs = [{"configurable": {"seed": int(c.key[:8], 16), "temperature": float(c.request.temperature),
                                      "max_tokens": int(c.request.max_tokens),
@@ -424,7 +434,8 @@ class Teacher:
                    for c in calls]
         t0 = time.monotonic()
         try:
-            outs: list[Any] = chat.batch([c.messages for c in calls], configs, return_exceptions=True)
+            progress = {"on_rows": on_rows} if on_rows is not None and self.progress is not None else {}
+            outs: list[Any] = chat.batch([c.messages for c in calls], configs, return_exceptions=True, **progress)
         except Exception as e:  # a model that breaks the whole batch fails each call, counted
             outs = [e] * len(calls)
         latency = time.monotonic() - t0

@@ -56,12 +56,20 @@ class LocalHFChatModel(LocalBatchedChatModel):
 
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
                    seeds: list[int], stop: list[str] | None,
-                   json_schemas: list[dict | None] | None = None) -> list[tuple[str, int, int, bool]]:
+                   json_schemas: list[dict | None] | None = None,
+                   on_rows=None) -> list[tuple[str, int, int, bool]]:
         from training.generate import generate
 
         model, tokenizer = self.load()
+        done = [0]
+
+        def on_batch(rows: int, total: int, tokens: int) -> None:  # generate counts rows done so far
+            on_rows(rows - done[0], tokens)
+            done[0] = rows
+
         with _GEN_LOCK:
             gens = generate(model, tokenizer, conversations, max_new_tokens=max_tokens, temperature=temperature,
                             seeds=seeds, batch_size=self.batch_size, stop=stop,
+                            on_batch=on_batch if on_rows is not None else None,
                             **({"json_schemas": json_schemas} if json_schemas and any(json_schemas) else {}))
         return [(g.text, int(g.tokens_in), int(g.tokens_out), bool(getattr(g, "finished", True))) for g in gens]

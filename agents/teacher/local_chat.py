@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import abstractmethod
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -90,8 +90,11 @@ class LocalBatchedChatModel(BaseChatModel):
                           llm_output={"token_usage": {"prompt_tokens": tin, "completion_tokens": tout}})
 
     def batch(self, inputs: list[LanguageModelInput], config: RunnableConfig | list[RunnableConfig] | None = None,
-              *, return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
-        """Batched generation: one `_run_group` call per (temperature, max_tokens, stop) group, results in order."""
+              *, return_exceptions: bool = False, on_rows: Callable[[int, int], None] | None = None,
+              **kwargs: Any) -> list[Any]:
+        """Batched generation: one `_run_group` call per (temperature, max_tokens, stop) group, results in order.
+        `on_rows(rows, new_tokens)` is called as rows finish (a caller's progress bar; backends that cannot tell
+        call nothing)."""
         if not inputs:
             return []
         configs = get_config_list(config, len(inputs))
@@ -115,7 +118,8 @@ class LocalBatchedChatModel(BaseChatModel):
             try:
                 outs = self._run_group([c for _, c, _ in members], temperature=temperature, max_tokens=max_tokens,
                                        seeds=[s for _, _, s in members], stop=list(stop) or None,
-                                       json_schemas=[schemas.get(i) for i, _, _ in members])
+                                       json_schemas=[schemas.get(i) for i, _, _ in members],
+                                       **({"on_rows": on_rows} if on_rows is not None else {}))
                 if len(outs) != len(members):
                     raise RuntimeError(f"generation returned {len(outs)} replies for {len(members)} requests")
             except Exception as e:

@@ -42,7 +42,8 @@ class LocalVLLMChatModel(LocalBatchedChatModel):
 
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
                    seeds: list[int], stop: list[str] | None,
-                   json_schemas: list[dict | None] | None = None) -> list[tuple[str, int, int, bool]]:
+                   json_schemas: list[dict | None] | None = None,
+                   on_rows=None) -> list[tuple[str, int, int, bool]]:  # vLLM schedules rows itself: no progress
         from vllm import SamplingParams
 
         llm = self.engine()
