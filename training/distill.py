@@ -91,7 +91,7 @@ class KDCollator:
 @functools.lru_cache(maxsize=1)
 def kd_trainer_class():
     """The SFTTrainer subclass whose loss is KL to the teacher (plus CE for sft+kd)."""
-    from training.trainer import stats_trainer_class
+    from training.trl_trainer import stats_trainer_class
 
     class KDTrainer(stats_trainer_class()):
         teacher: LocalTeacher
