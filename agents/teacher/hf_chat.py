@@ -70,6 +70,6 @@ class LocalHFChatModel(LocalBatchedChatModel):
         with _GEN_LOCK:
             gens = generate(model, tokenizer, conversations, max_new_tokens=max_tokens, temperature=temperature,
                             seeds=seeds, batch_size=self.batch_size, stop=stop,
-                            on_batch=on_batch if on_rows is not None else None,
+                            **({"on_batch": on_batch} if on_rows is not None else {}),
                             **({"json_schemas": json_schemas} if json_schemas and any(json_schemas) else {}))
         return [(g.text, int(g.tokens_in), int(g.tokens_out), bool(getattr(g, "finished", True))) for g in gens]
