@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ioa_state.records import TraceEvent, parse_event
-
 _SECRET_PATTERNS = [re.compile(r"sk-[A-Za-z0-9_\-]{8,}"), re.compile(r"(?i)bearer\s+[A-Za-z0-9_\-\.=]{8,}")]
 
 
@@ -55,12 +53,6 @@ def read_lines(path: Path | str) -> Iterator[dict]:
         return
     with open(path, encoding="utf-8") as fh:
         yield from parse_lines(fh)
-
-
-def read_events(path: Path | str, kinds: Iterable[str] | None = None) -> list[TraceEvent]:
-    """The trace's events as typed records (ioa_state.records), optionally only those of some kinds."""
-    want = set(kinds) if kinds is not None else None
-    return [parse_event(d) for d in read_lines(path) if want is None or d["event"] in want]
 
 
 class TraceWriter:

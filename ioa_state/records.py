@@ -82,11 +82,6 @@ class TraceEvent(BaseModel):
     stage: int | None = None
     round: int | None = None
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """A field by name, declared or extra (events are also read as plain dicts by older viewers)."""
-        data = self.model_dump()
-        return data.get(name, default)
-
 
 class NodeStart(TraceEvent):
     """A graph node began (node, cycle, stage, round)."""
