@@ -149,9 +149,17 @@ class AdapterSteps:
 IOA_STEPS = AdapterSteps()
 
 
+def replay_modules(state: LearnerState) -> list[str]:
+    """§4 forgetting guard: modules known from the start that fell below tau_mastery and were never trained have no
+    items to replay; this round writes them a first round's items from their seeds (charged to the budget)."""
+    stage = state.stage()
+    return [k for k in state.forgetting if k not in state.trained and k not in stage.modules]
+
+
 def round_plan(state: LearnerState, svc: Services) -> RoundPlan:
     stage = state.stage()
     modules = stage.modules if state.mode == "initial" else (state.decisions[-1].failing or stage.modules)
+    modules = list(modules) + [k for k in replay_modules(state) if k not in modules]
     return RoundPlan(tag=f"c{state.cycle}-s{stage.index}-r{stage.rounds}", modules=list(modules),
                      simplify=state.mode == "simplify", round_no=state.total_rounds, stage=stage.index,
                      stage_round=stage.rounds, cycle=state.cycle, mode=state.mode, context=svc.teacher_context)
@@ -305,7 +313,7 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
     for row in rows:
         svc.trace.emit("item_dropped", node="synthesize", cycle=plan.cycle, stage=plan.stage, round=plan.stage_round,
                        **row)
-    short = [k for k in plan.modules if counts[k] < svc.cfg.min_items]
+    short = [k for k in plan.modules if counts[k] < svc.cfg.min_items and k in state.stage().modules]
     if short:
         k = short[0]
         reasons = dict(Counter(d.reason_kind for d in dropped if d.module == k))

@@ -272,12 +272,13 @@ def ioa_targets(state: LearnerState, modules: dict[str, Module], deficient: list
 
 
 def trace_diagnosis(state: LearnerState, svc: Services, modules, teacher, scores, gaps, deficient, limited, sev,
-                    targets, edges, caveats) -> None:
+                    targets, edges, caveats, gone=()) -> None:
     th = svc.cfg.thresholds
     for k in sorted(modules):
         svc.trace.emit("module_diagnosis", node="diagnose", cycle=state.cycle, module=k, name=modules[k].name,
                        teacher_score=teacher[k], student_score=scores.get(k, 0.0), gap=round(gaps[k], 6),
                        tau_gap=th.tau_gap, deficient=k in deficient, teacher_limited=k in limited,
+                       given_up_twice=k in gone,
                        teacher_floor=th.teacher_floor, severity=round(sev[k], 6), target=k in targets,
                        fallbacks=modules[k].fallbacks)
     for e in edges:
@@ -303,15 +304,23 @@ def diagnose(state: LearnerState, svc: Services, targeting=ioa_targets) -> dict:
     observations = state.observations + [obs]
     teacher = {k: m.teacher_score or 0.0 for k, m in modules.items()}
     gaps, deficient, limited = ped.classify(teacher, obs.scores, th)
+    gone = ped.retired(state.decisions)
+    teachable = [k for k in deficient if k not in gone]  # §1.6: given up in two cycles, not targeted again
     edges = ped.estimate_edges(sorted(modules), prior, observations, teacher, th)
     targets, sev, caveats = targeting(
-        state, modules, deficient, limited, ped.severity(gaps, edges, th.alpha), edges, th
+        state, modules, teachable, limited, ped.severity(gaps, edges, th.alpha), edges, th
     )
-    if not deficient:
+    if not teachable:
         caveats.append(
-            "no module is deficient and teachable" + (f" (teacher-limited: {', '.join(limited)})" if limited else "")
+            f"cycle {state.cycle}: no module is deficient and teachable"
+            + (f" (teacher-limited: {', '.join(limited)})" if limited else "")
+            + (f" (given up twice: {', '.join(gone)})" if gone else "")
         )
-    trace_diagnosis(state, svc, modules, teacher, obs.scores, gaps, deficient, limited, sev, targets, edges, caveats)
+    if first:
+        update["first_deficient"] = deficient
+        update["known"] = ped.known_at_start(teacher, obs.scores, th)
+    trace_diagnosis(state, svc, modules, teacher, obs.scores, gaps, deficient, limited, sev, targets, edges, caveats,
+                    gone)
     return {**update, "observations": observations, "gap": gaps, "deficient": deficient, "severity": sev,
             "targets": targets, "caveats": sorted(set(state.caveats) | set(caveats)), "edges": edges,
             "phase": "diagnosed", "usage": svc.usage()}

@@ -1,12 +1,14 @@
 """The examiner: scores the student after a round and decides what happens next (algorithm §4).
 
 Steps:
-1. `exam_plan`: which items to score: the gate items of the stage's modules and of already-passed modules
-   (forgetting check), `watch_items` gate items of every targeted module not yet trained (the observations Eq. 3
-   needs), and the stage's remedial-source items (their wrong answers feed remedial synthesis).
+1. `exam_plan`: which items to score: the gate items of the stage's modules and of every mastered module (passed
+   in an earlier stage, or known from the first diagnosis: the forgetting check), `watch_items` gate items of every
+   targeted module not yet trained (the observations Eq. 3 needs), and the stage's remedial-source items (their
+   wrong answers feed remedial synthesis).
 2. `take_exam`: the student answers them; the pack's checker scores them; one `Observation`.
 3. `update_stage`: the stage's round count, min mastery ratio history and each module's passed item level.
-4. `forgotten`: passed modules that fell below tau_mastery go back into replay.
+4. `forgotten`: mastered modules that fell below tau_mastery go back into replay (a known module that was never
+   trained gets replay items written by the Adapter from its seeds, agents/adapter.py `replay_modules`).
 5. `reestimate_edges`: Eq. 3 again; the stages not yet started are planned again when the kept edges changed.
 6. the pure §4 decision (`pedagogy.decide`), stored and traced; the graph then routes to the transition node it
    names (advance / give_up / remediate / simplify: agents/transitions.py), which applies it.
@@ -50,7 +52,7 @@ class ExamPlan:
 def exam_plan(state: LearnerState, seed: int, watch_items: int) -> ExamPlan:
     """Step 1: the items of this exam, per module (watched modules get a fixed sample of their gate items)."""
     stage = state.stage()
-    passed = [k for k in state.passed if k not in stage.modules]
+    passed = [k for k in dict.fromkeys(state.passed + state.known) if k not in stage.modules]  # mastered (§4)
     watched = [k for k in state.targets if k not in state.trained and k not in stage.modules]
     ids_by_module = {k: state.modules[k].gate_ids for k in stage.modules + passed}
     for k in watched:
@@ -93,7 +95,8 @@ def update_stage(state: LearnerState, obs: Observation, th: Thresholds) -> tuple
 
 
 def forgotten(state: LearnerState, svc: Services, plan: ExamPlan, obs: Observation) -> list[str]:
-    """Step 4: passed modules below tau_mastery now (traced when newly so), plus those already in replay."""
+    """Step 4: mastered modules (passed or known) below tau_mastery now (traced when newly so), plus those already
+    in replay."""
     th = svc.cfg.thresholds
     teacher = {k: m.teacher_score or 0.0 for k, m in state.modules.items()}
     ratio = {k: ped.mastery_ratio(obs.scores.get(k, 0.0), teacher[k], th.eps) for k in plan.passed}
@@ -102,7 +105,9 @@ def forgotten(state: LearnerState, svc: Services, plan: ExamPlan, obs: Observati
     for k in out:
         if k not in state.forgetting:
             svc.trace.emit("forgetting", node="examine", cycle=state.cycle, stage=state.stage().index, module=k,
-                           ratio=round(ratio[k], 6), tau_mastery=th.tau_mastery, action="back into replay")
+                           ratio=round(ratio[k], 6), tau_mastery=th.tau_mastery,
+                           known_at_start=k in state.known and k not in state.passed,
+                           action="back into replay" if k in state.trained else "replay items written from its seeds")
     return out
 
 

@@ -11,13 +11,23 @@ import time
 from agents import scoring
 from agents.runtime import Services, write_json
 from agents.tracing import read_lines
-from ioa_state import LearnerState
+from ioa_state import LearnerState, Thresholds
+from ioa_state import pedagogy as ped
 from ioa_state.records import RunReport
 from ioa_state.stage_history import call_place, stage_history, stages_of
 
 
 def retention(student: float, teacher: float, eps: float = 1e-6) -> float:
     return student / max(teacher, eps)
+
+
+def group(rows: list[dict], eps: float) -> dict | None:
+    """Teacher, before and after over a group of modules (means of the module scores) and its retention."""
+    if not rows:
+        return None
+    t, b, a = (sum(r[key] for r in rows) / len(rows) for key in ("teacher", "before", "after"))
+    return {"teacher": t, "before": b, "after": a, "retention_before": retention(b, t, eps),
+            "retention_after": retention(a, t, eps), "modules": len(rows)}
 
 
 def summary(rows: list[dict], t: float, b: float, a: float, eps: float) -> dict:
@@ -39,13 +49,17 @@ def summary(rows: list[dict], t: float, b: float, a: float, eps: float) -> dict:
         }
         if teachable
         else None,
+        "deficient_overall": group([r for r in rows if r.get("deficient_at_start")], eps),
+        "known_overall": group([r for r in rows if r.get("known_at_start")], eps),
         "modules": rows,
         "teacher_limited": [r["module"] for r in rows if r["teacher_limited"]],
     }
 
 
-def build_report(state: LearnerState, after: dict[str, float], eps: float, events: list[dict] | None = None) -> dict:
+def build_report(state: LearnerState, after: dict[str, float], eps: float, events: list[dict] | None = None,
+                 th: Thresholds | None = None, max_rounds_total: int | None = None) -> dict:
     """report.json's data; `events` (the trace) adds stages planned but never examined to `stages`."""
+    th = th or Thresholds(eps=eps)
     history = stage_history(state.model_dump(mode="json"), events)
     taught = stages_of(history)
     rows = []
@@ -55,6 +69,8 @@ def build_report(state: LearnerState, after: dict[str, float], eps: float, event
                      "after": a, "retention_before": retention(b, t, eps), "retention_after": retention(a, t, eps),
                      "teacher_limited": m.teacher_limited, "targeted": k in state.targets or k in state.trained,
                      "passed": k in state.passed, "not_mastered": k in state.not_mastered,
+                     "deficient_at_start": k in state.first_deficient, "known_at_start": k in state.known,
+                     "why_not_taught": ped.untaught_reason(k, state, th, max_rounds_total),
                      "decisions": [d.kind for d in state.decisions if k in d.modules],
                      "stages": [list(cs) for cs in taught.get(k, [])]})
     t, b, a = state.test_teacher.get("overall", 0.0), state.test_before.get("overall", 0.0), after.get("overall", 0.0)
@@ -100,7 +116,8 @@ def report(state: LearnerState, svc: Services) -> dict:
     after, _ = scoring.module_scores({k: m.test_ids for k, m in state.modules.items()}, s)
     after["overall"] = scoring.mean(list(s.values()))
     events = list(read_lines(svc.trace.path))
-    data = build_report(state.model_copy(update={"usage": svc.usage()}), after, svc.cfg.thresholds.eps, events)
+    data = build_report(state.model_copy(update={"usage": svc.usage()}), after, svc.cfg.thresholds.eps, events,
+                        svc.cfg.thresholds, svc.cfg.max_rounds_total)
     data["usage_by_backend"] = {spec: u.model_dump() for spec, u in svc.teacher.usage_by_backend.items()}
     data["tokens_by_stage"] = tokens_by_stage(events)
     data["report_seconds"] = round(time.perf_counter() - t0, 3)
@@ -115,13 +132,20 @@ def format_table(data: dict) -> str:
     """The per-module table printed at the end of a run."""
     lines = [f"{'module':<18}{'teacher':>8}{'before':>8}{'after':>8}{'ret.before':>11}{'ret.after':>10}  decisions"]
     for r in data["modules"]:
-        flag = " (teacher-limited)" if r["teacher_limited"] else "" if r["targeted"] else " (not targeted)"
+        why = r.get("why_not_taught")
+        flag = f" ({why})" if why else " (teacher-limited)" if r["teacher_limited"] else ""
         dec = ",".join(r["decisions"]) or "-"
         lines.append(f"{r['module'][:17]:<18}{r['teacher']:>8.2f}{r['before']:>8.2f}{r['after']:>8.2f}"
                      f"{r['retention_before']:>11.2f}{r['retention_after']:>10.2f}  {dec}{flag}")
     o = data["overall"]
     lines.append(f"{'overall (test)':<18}{o['teacher']:>8.2f}{o['before']:>8.2f}{o['after']:>8.2f}"
                  f"{o['retention_before']:>11.2f}{o['retention_after']:>10.2f}")
+    for label, key in (("deficient at start", "deficient_overall"), ("known at start", "known_overall")):
+        g = data.get(key)
+        if g:
+            lines.append(f"{label:<18}{g['teacher']:>8.2f}{g['before']:>8.2f}{g['after']:>8.2f}"
+                         f"{g['retention_before']:>11.2f}{g['retention_after']:>10.2f}  ({g.get('modules', '?')} "
+                         f"modules, mean of module scores)")
     lines.append(
         f"test-split retention (student/teacher): before {o['retention_before']:.3f} "
         f"-> after {o['retention_after']:.3f}; "

@@ -252,6 +252,7 @@ def build_oneshot_report(run_id: str, ioa_state: LearnerState, ioa_report: dict,
         rows.append({"module": k, "name": m.name, "teacher_probe": m.teacher_score, "teacher": t, "before": b,
                      "after": a, "retention_before": retention(b, t, eps), "retention_after": retention(a, t, eps),
                      "teacher_limited": m.teacher_limited, "targeted": True, "passed": False, "not_mastered": False,
+                     "deficient_at_start": k in ioa_state.first_deficient, "known_at_start": k in ioa_state.known,
                      "decisions": []})
     t = ioa_state.test_teacher.get("overall", 0.0)
     b = ioa_state.test_before.get("overall", 0.0)

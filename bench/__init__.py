@@ -44,18 +44,22 @@ from bench.arms import (
     run_id_for,
     trace_seconds,
 )
-from bench.plot import render_svg
-from bench.table import METRICS, budget_checks, format_table, summarize
+from bench.plot import render_curve, render_svg
+from bench.table import METRICS, budget_checks, format_sweep, format_table, summarize, sweep_points
 from ioa_state import ConfigError, RunConfig
 
 __all__ = ["ABLATIONS", "ARMS", "METRICS", "OPERATIONAL", "arm_config", "budget_checks", "check_compatible",
-           "format_plan", "format_table", "plan", "render_svg", "run_bench", "run_id_for", "summarize",
+           "format_plan", "format_table", "plan", "render_svg", "run_bench", "run_id_for", "run_sweep", "summarize",
            "trace_seconds"]
 
 
 def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str | Path | None = None,
-              out_dir: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Run (or reuse) every arm for every seed; write bench.json and bench.svg into out_dir; return the result."""
+              out_dir: str | Path | None = None, progress: Callable[[str], None] | None = None,
+              budget: int | None = None) -> dict:
+    """Run (or reuse) every arm for every seed; write bench.json and bench.svg into out_dir; return the result.
+
+    `budget`: every arm gets this many teacher tokens (IOA and the ablations stop cleanly at it, the matched arms
+    spend it); None: the matched arms get the IOA run's own spend."""
     progress = progress or (lambda m: None)
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     unknown = [a for a in arms if a not in ARMS]
@@ -70,28 +74,36 @@ def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str |
     t0 = time.perf_counter()
     for seed in seeds:
         if any(a in arms for a in ("ioa", "undistilled", *MATCHED)):
-            ioa_dir, ioa_report, action = ensure_graph_run(arm_config(cfg, seed, "ioa", runs_dir), progress)
+            ioa_dir, ioa_report, action = ensure_graph_run(arm_config(cfg, seed, "ioa", runs_dir, budget), progress)
             if "ioa" in arms:
                 rows.append(row(seed, "ioa", ioa_dir, ioa_report, action))
             if "undistilled" in arms:
                 rows.append(row(seed, "undistilled", ioa_dir, ioa_report, "derived", before=True))
             for arm in (a for a in MATCHED if a in arms):
-                d, rep, act = ensure_matched(arm, arm_config(cfg, seed, arm, runs_dir), ioa_dir, ioa_report, progress)
+                d, rep, act = ensure_matched(arm, arm_config(cfg, seed, arm, runs_dir, budget), ioa_dir, ioa_report,
+                                             progress, budget)
                 rows.append(row(seed, arm, d, rep, act))
         for arm in ABLATIONS:
             if arm in arms:
-                d, rep, act = ensure_graph_run(arm_config(cfg, seed, arm, runs_dir), progress)
+                d, rep, act = ensure_graph_run(arm_config(cfg, seed, arm, runs_dir, budget), progress)
                 rows.append(row(seed, arm, d, rep, act))
     rows.sort(key=lambda r: (arms.index(r["arm"]), seeds.index(r["seed"])))
     result = {
         "pack": cfg.task.pack, "teacher_spec": cfg.teacher.spec, "student_source": cfg.student.source,
-        "seeds": seeds, "arms": arms, "runs_dir": runs_dir, "rows": rows,
+        "seeds": seeds, "arms": arms, "runs_dir": runs_dir, "rows": rows, "budget": budget,
         "summary": summarize(rows, arms, seeds), "checks": budget_checks(rows),
         "bench_seconds": round(time.perf_counter() - t0, 3),
         "config": comparable(cfg),
         "notes": {"spread": "max - min over the seeds", "wall_s": "seconds inside the run's steps (trace node_end)",
                   "teacher_tokens": "input + output, every teacher role; undistilled: 0 (no extra cost)",
-                  "teachable_retention": "teacher-limited modules excluded (listed in summary[arm].teacher_limited)"},
+                  "teachable_retention": "teacher-limited modules excluded (listed in summary[arm].teacher_limited)",
+                  "retention_deficient": "mean after / mean teacher score over the modules deficient at the IOA "
+                                         "run's first diagnosis",
+                  "retention_overall": "student / teacher over every test item",
+                  "known_before/known_after": "mean test score of the modules known at the first diagnosis",
+                  "tokens_per_point": "teacher tokens (mean) per point (0.01) of retention_deficient gained over "
+                                      "the undistilled student",
+                  "budget": "teacher tokens given to every arm (null: the matched arms got the IOA run's spend)"},
     }
     result["table"] = format_table(result)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,5 +115,29 @@ def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str |
     tmp.replace(out / "bench.svg")
     result["out_dir"] = str(out)
     return result
+
+
+def run_sweep(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[int], runs_dir: str | Path | None = None,
+              out_dir: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """The bench at each budget (its bench.json under <out>/b<budget>/), then the retention-vs-budget curve:
+    <out>/sweep.json (per budget and arm: retention_deficient, retention_overall, tokens spent; mean and spread) and
+    <out>/sweep.svg."""
+    from agents.runtime import write_json
+
+    runs_dir = str(runs_dir or cfg.runs_dir)
+    out = Path(out_dir) if out_dir else Path(runs_dir) / "bench"
+    results = [run_bench(cfg, seeds, arms, runs_dir, out / f"b{b}", progress, budget=b)
+               for b in sorted(dict.fromkeys(int(b) for b in budgets))]
+    sweep = {"pack": cfg.task.pack, "teacher_spec": cfg.teacher.spec, "student_source": cfg.student.source,
+             "seeds": results[0]["seeds"], "arms": results[0]["arms"], "budgets": [r["budget"] for r in results],
+             "points": sweep_points(results)}
+    sweep["table"] = format_sweep(sweep)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out, "sweep.json", sweep)
+    tmp = out / ".sweep.svg.tmp"
+    tmp.write_text(render_curve(sweep))
+    tmp.replace(out / "sweep.svg")
+    sweep["out_dir"] = str(out)
+    return sweep
 
 

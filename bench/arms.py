@@ -32,8 +32,9 @@ OPERATIONAL = ("run_id", "runs_dir", "teacher.base_url", "teacher.api_key_env", 
                "student.device")
 
 
-def run_id_for(seed: int, arm: str) -> str:
-    return f"bench-{seed}-{arm}"
+def run_id_for(seed: int, arm: str, budget: int | None = None) -> str:
+    """bench-<seed>-<arm>, or bench-b<budget>-<seed>-<arm> for a run given a fixed teacher-token budget."""
+    return f"bench-{seed}-{arm}" if budget is None else f"bench-b{budget}-{seed}-{arm}"
 
 
 def flat(d: dict, prefix: str = "") -> dict:
@@ -51,11 +52,13 @@ def comparable(cfg: RunConfig) -> dict:
     return {k: v for k, v in flat(cfg.model_dump(mode="json")).items() if k not in OPERATIONAL}
 
 
-def arm_config(cfg: RunConfig, seed: int, arm: str, runs_dir: str) -> RunConfig:
-    """The config of one arm's run for one seed."""
+def arm_config(cfg: RunConfig, seed: int, arm: str, runs_dir: str, budget: int | None = None) -> RunConfig:
+    """The config of one arm's run for one seed; with `budget`, the teacher stops every graph run at it (§5)."""
     ablation = arm if arm in ABLATIONS else "none"
-    return cfg.model_copy(update={"seed": seed, "ablation": ablation, "run_id": run_id_for(seed, arm),
-                                  "runs_dir": str(runs_dir)})
+    update = {"seed": seed, "ablation": ablation, "run_id": run_id_for(seed, arm, budget), "runs_dir": str(runs_dir)}
+    if budget is not None:
+        update["teacher"] = cfg.teacher.model_copy(update={"token_budget": int(budget)})
+    return cfg.model_copy(update=update)
 
 
 def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
@@ -121,27 +124,28 @@ def ensure_graph_run(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
     return run_dir, read_report(path), action
 
 
-def ensure_matched(arm: str, cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress) -> tuple[Path, dict, str]:
-    """The one-shot or LLM2LLM run for cfg's seed, reused when its report matches the IOA run's budget and steps."""
+def ensure_matched(arm: str, cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress,
+                   budget: int | None = None) -> tuple[Path, dict, str]:
+    """The one-shot or LLM2LLM run for cfg's seed, reused when its report matches its budget (`budget`, else the
+    IOA run's spend) and the IOA run's optimizer steps."""
     from baselines.llm2llm import run_llm2llm
     from baselines.oneshot import run_oneshot
 
     run_dir = Path(cfg.runs_dir) / cfg.run_id
     check_compatible(run_dir, cfg)
     path = run_dir / "report.json"
+    want = int(ioa_report["teacher_tokens"] if budget is None else budget)
     if path.is_file():
         data = read_report(path)
         base = data.get("baseline") or {}
-        if (
-            base.get("budget") == ioa_report["teacher_tokens"]
-            and base.get("target_steps") == ioa_report["optimizer_steps"]
-        ):
+        if base.get("budget") == want and base.get("target_steps") == ioa_report["optimizer_steps"]:
             progress(f"bench: {cfg.run_id}: reusing the finished run")
             return run_dir, data, "reuse"
         progress(f"bench: {cfg.run_id}: its budget or steps differ from {ioa_report.get('run_id')}'s: redoing it "
                  f"(cached teacher calls are free)")
     action = "resume" if (run_dir / "teacher_cache.sqlite").is_file() else "run"
-    run_dir, data = (run_oneshot if arm == "oneshot" else run_llm2llm)(cfg, ioa_dir, cfg.run_id, progress)
+    run_dir, data = (run_oneshot if arm == "oneshot" else run_llm2llm)(cfg, ioa_dir, cfg.run_id, progress,
+                                                                     budget=want)
     return run_dir, data, action
 
 
@@ -150,11 +154,18 @@ def row(seed: int, arm: str, run_dir: Path, report: dict, action: str, *, before
     o = report["overall"]
     t = report.get("teachable_overall") or {}
     side = "before" if before else "after"
+    deficient, known = report.get("deficient_overall") or {}, report.get("known_overall") or {}
+    base = report.get("baseline") or {}
     return {
         "seed": seed, "arm": arm, "run_id": report.get("run_id"), "run_dir": str(run_dir), "action": action,
         "status": report.get("status", "finished"), "stop_reason": report.get("stop_reason"),
         "teacher": o["teacher"], "score": o[side], "retention": o[f"retention_{side}"],
         "teachable_retention": t.get(f"retention_{side}"),
+        "retention_overall": o[f"retention_{side}"],
+        "retention_deficient": deficient.get(f"retention_{side}"),
+        "retention_deficient_before": deficient.get("retention_before"),
+        "known_before": known.get("before"), "known_after": known.get(side),
+        "budget": None if before else base.get("budget") or budget_of(run_dir),
         "teacher_limited": list(report.get("teacher_limited") or []),
         "teacher_tokens": 0 if before else int(report.get("teacher_tokens") or 0),
         "optimizer_steps": 0 if before else int(report.get("optimizer_steps") or 0),
@@ -165,20 +176,27 @@ def row(seed: int, arm: str, run_dir: Path, report: dict, action: str, *, before
     }
 
 
-def plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str) -> list[dict]:
+def budget_of(run_dir: Path) -> int | None:
+    """The teacher-token budget a graph run was given (its saved config's teacher.token_budget)."""
+    path = Path(run_dir) / "config.yaml"
+    return load_config(path).teacher.token_budget if path.is_file() else None
+
+
+def plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str, budget: int | None = None) -> list[dict]:
     """What a bench would do, from the run directories alone (loads no model): one entry per (seed, run)."""
     steps = []
     need_ioa = any(a in arms for a in ("ioa", "undistilled", *MATCHED))
     for seed in seeds:
         if need_ioa:
-            d = Path(runs_dir) / run_id_for(seed, "ioa")
+            d = Path(runs_dir) / run_id_for(seed, "ioa", budget)
             steps.append({"seed": seed, "arm": "ioa", "run_dir": str(d), "action": _state_of(d),
                           "shown": "ioa" in arms})
         if "undistilled" in arms:
-            steps.append({"seed": seed, "arm": "undistilled", "run_dir": str(Path(runs_dir) / run_id_for(seed, "ioa")),
+            ioa_dir = str(Path(runs_dir) / run_id_for(seed, "ioa", budget))
+            steps.append({"seed": seed, "arm": "undistilled", "run_dir": ioa_dir,
                           "action": "derived", "shown": True, "note": " (the IOA run's student-before numbers)"})
         for arm in (a for a in MATCHED if a in arms):
-            d = Path(runs_dir) / run_id_for(seed, arm)
+            d = Path(runs_dir) / run_id_for(seed, arm, budget)
             act = (
                 "reuse"
                 if (d / "report.json").is_file()
@@ -189,20 +207,28 @@ def plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str) -> li
             steps.append({"seed": seed, "arm": arm, "run_dir": str(d), "action": act, "shown": True})
         for arm in ABLATIONS:
             if arm in arms:
-                d = Path(runs_dir) / run_id_for(seed, arm)
+                d = Path(runs_dir) / run_id_for(seed, arm, budget)
                 steps.append({"seed": seed, "arm": arm, "run_dir": str(d), "action": _state_of(d), "shown": True})
     return steps
 
 
-def format_plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str, out_dir: str) -> str:
+def format_plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str, out_dir: str,
+                budgets: list[int | None] = (None,)) -> str:
     lines = [f"ioa bench plan: pack {cfg.task.pack} (limit {cfg.task.limit}), teacher {cfg.teacher.spec}, "
              f"student {cfg.student.source}, seeds {' '.join(map(str, seeds))}, arms {' '.join(arms)}",
              f"runs under {runs_dir}; bench.json, bench.svg into {out_dir}"]
-    for s in plan(cfg, seeds, arms, runs_dir):
-        note = s.get("note", "") if s["shown"] else " (needed for the one-shot budget / undistilled numbers)"
-        lines.append(f"  seed {s['seed']:<3} {s['arm']:<14} {s['action']:<8} {s['run_dir']}{note}")
+    for budget in budgets:
+        lines.append(f"budget: {budget} teacher tokens for every arm" if budget is not None else
+                     "budget: the IOA run's own spend, given to the matched arms (one-shot, LLM2LLM)")
+        lines += _plan_lines(cfg, seeds, arms, runs_dir, budget)
     if len(seeds) < 3:
         lines.append("note: the spread (max - min) is meant over at least 3 seeds (algorithm §5)")
     return "\n".join(lines)
 
 
+def _plan_lines(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str, budget: int | None) -> list[str]:
+    lines = []
+    for s in plan(cfg, seeds, arms, runs_dir, budget):
+        note = s.get("note", "") if s["shown"] else " (needed for the one-shot budget / undistilled numbers)"
+        lines.append(f"  seed {s['seed']:<3} {s['arm']:<14} {s['action']:<8} {s['run_dir']}{note}")
+    return lines

@@ -63,3 +63,48 @@ def render_svg(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+
+
+COLOURS = ("#1f5fa8", "#d0641c", "#2e8b3a", "#8a3ab9", "#777", "#b8860b", "#c33")
+
+
+def render_curve(sweep: dict) -> str:
+    """Retention on the first diagnosis's deficient modules against the teacher-token budget: one line per arm
+    through the means, a min-max bar at each budget."""
+    arms, budgets, points = sweep["arms"], sweep["budgets"], sweep["points"]
+    at = {(p["budget"], p["arm"]): p["retention_deficient"] for p in points}
+    shown = [a for a in arms if any((at.get((b, a)) or {}).get("mean") is not None for b in budgets)]
+    left, top, width, height = 70, 50, 680, 380
+    pw, ph = width - left - 150, height - top - 60
+    ymax = max([1.0] + [at[k]["max"] for k in at if at[k] and at[k].get("max") is not None]) * 1.05
+    bmin, bmax = min(budgets), max(budgets)
+    x = lambda b: left + (pw * (b - bmin) / (bmax - bmin) if bmax > bmin else pw / 2)  # noqa: E731
+    y = lambda v: top + ph - ph * v / ymax  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           '<text x="10" y="20" font-size="14" font-weight="bold">Retention on the deficient modules vs teacher '
+           'tokens</text>',
+           f'<text x="10" y="38" fill="#555">mean over seeds {_esc(" ".join(map(str, sweep["seeds"])))}; bars: '
+           f'min-max</text>']
+    for i in range(5):
+        v = ymax * i / 4
+        out.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{left + pw}" y2="{y(v):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.2f}</text>')
+    for b in budgets:
+        out.append(f'<text x="{x(b):.1f}" y="{top + ph + 16}" text-anchor="middle">{b}</text>')
+    out.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph + 36}" text-anchor="middle">teacher-token budget'
+               f'</text>')
+    for i, arm in enumerate(shown):
+        c = COLOURS[i % len(COLOURS)]
+        pts = [(b, at[(b, arm)]) for b in budgets if (at.get((b, arm)) or {}).get("mean") is not None]
+        path = " ".join(f"{'M' if j == 0 else 'L'}{x(b):.1f},{y(s['mean']):.1f}" for j, (b, s) in enumerate(pts))
+        out.append(f'<path d="{path}" fill="none" stroke="{c}" stroke-width="2"/>')
+        for b, s in pts:
+            out.append(f'<line x1="{x(b):.1f}" y1="{y(s["min"]):.1f}" x2="{x(b):.1f}" y2="{y(s["max"]):.1f}" '
+                       f'stroke="{c}"/>')
+            out.append(f'<circle cx="{x(b):.1f}" cy="{y(s["mean"]):.1f}" r="3.5" fill="{c}"><title>{_esc(arm)} '
+                       f'at {b}: mean {s["mean"]:.3f}, min {s["min"]:.3f}, max {s["max"]:.3f}</title></circle>')
+        out.append(f'<text x="{left + pw + 14}" y="{top + 16 + 18 * i}" fill="{c}">{_esc(arm)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

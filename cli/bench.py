@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench import ARMS, format_plan, run_bench
-from ioa_state import load_config
+from bench import ARMS, format_plan, run_bench, run_sweep
+from ioa_state import ConfigError, load_config
 
 
 def add_parser(sub) -> None:
@@ -29,6 +29,12 @@ def add_parser(sub) -> None:
     b.add_argument("--teacher", help="teacher spec, as for `ioa run`")
     b.add_argument("--base-url", help="base URL of an OpenAI-compatible server")
     b.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    b.add_argument("--budget", type=int, metavar="N",
+                   help="give every arm N teacher tokens (IOA and the ablations stop cleanly at N); default: the "
+                   "matched arms get the IOA run's own spend")
+    b.add_argument("--budgets", type=int, nargs="+", metavar="N",
+                   help="a sweep: the bench at each budget, then the retention-vs-budget curve (sweep.json, "
+                   "sweep.svg)")
     b.add_argument("--dry-run", action="store_true", help="print what would be run, resumed or reused; run nothing")
     b.set_defaults(fn=cmd_bench)
 
@@ -41,10 +47,20 @@ def cmd_bench(args) -> int:
     seeds = list(dict.fromkeys(args.seeds))
     runs_dir = args.runs_dir or cfg.runs_dir
     out = args.out or str(Path(runs_dir) / "bench")
+    budgets = args.budgets or [args.budget]
+    if args.budgets and args.budget is not None:
+        raise ConfigError("give either --budget N or --budgets A B C, not both")
+    if any(b is not None and b <= 0 for b in budgets):
+        raise ConfigError(f"a bench budget must be a positive number of teacher tokens, got {budgets}")
     if args.dry_run:
-        print(format_plan(cfg, seeds, args.arms, runs_dir, out))
+        print(format_plan(cfg, seeds, args.arms, runs_dir, out, budgets))
         return 0
-    result = run_bench(cfg, seeds, args.arms, runs_dir, out, progress=stderr_progress)
+    if args.budgets:
+        sweep = run_sweep(cfg, seeds, args.arms, args.budgets, runs_dir, out, progress=stderr_progress)
+        print(sweep["table"])
+        print(f"written: {Path(out) / 'sweep.json'}, {Path(out) / 'sweep.svg'} (and b<budget>/bench.json)")
+        return 0
+    result = run_bench(cfg, seeds, args.arms, runs_dir, out, progress=stderr_progress, budget=args.budget)
     print(result["table"])
     print(f"written: {Path(out) / 'bench.json'}, {Path(out) / 'bench.svg'}")
     sys.stdout.flush()

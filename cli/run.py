@@ -61,6 +61,10 @@ def _finish(run_dir: Path, state) -> int:
         data = read_report(run_dir / state.report.path)
         print(format_table(data))
         print(f"run directory: {run_dir} (report page: {write_html(run_dir)})")
+        if state.stop_reason:
+            hint = f"; raise the budget with `ioa resume {run_dir.name} --budget N`" if "budget" in state.stop_reason \
+                else ""
+            print(f"stopped early: {state.stop_reason}; the report is of the student as last trained{hint}")
     return 0
 
 

@@ -91,11 +91,65 @@ def execute(svc: Services, run_id: str, fresh: bool) -> LearnerState:
         # also before the first checkpoint: the calls a killed first node paid are this run's spend
         svc.teacher.restore_usage(LearnerState.model_validate(snap.values).usage if snap.values else {})
         if not snap.next and snap.values:
-            return LearnerState.model_validate(snap.values)
+            before = budget_stop_origin(graph, cfg, svc)
+            if before is None:
+                return LearnerState.model_validate(snap.values)
+            cfg = before  # a raised budget: continue from the checkpoint the budget stopped (a fork of it)
     inp = LearnerState(run_id=run_id) if fresh or not graph.get_state(cfg).values else None
-    for _ in graph.stream(inp, cfg, context=svc, stream_mode="updates"):
-        continue
-    return LearnerState.model_validate(graph.get_state(cfg).values)
+    from agents.teacher import BudgetExhausted
+
+    try:
+        for _ in graph.stream(inp, cfg, context=svc, stream_mode="updates"):
+            continue
+    except BudgetExhausted as e:
+        if not stop_at_budget(graph, thread(run_id), svc, e):
+            raise
+        for _ in graph.stream(None, thread(run_id), context=svc, stream_mode="updates"):
+            continue
+    return LearnerState.model_validate(graph.get_state(thread(run_id)).values)
+
+
+def budget_stop_origin(graph, cfg: dict, svc: Services) -> dict | None:
+    """For a run that stopped at its budget and is resumed with a larger one: the config of the last checkpoint
+    before the stop, to continue from (the node the budget interrupted runs again; its paid replies are cached)."""
+    state = LearnerState.model_validate(graph.get_state(cfg).values)
+    budget = svc.cfg.teacher.token_budget
+    if not (state.stop_reason or "").startswith(BUDGET_STOP):
+        return None
+    spent = sum(u.tokens_in + u.tokens_out for u in state.usage.values())
+    if budget is not None and budget <= spent:
+        return None
+    for snap in graph.get_state_history(cfg):  # newest first
+        if snap.values and snap.values.get("status") == "running" and not snap.values.get("stop_reason"):
+            svc.progress(f"the budget is now {budget or 'unlimited'}: continuing from before the budget stop")
+            return snap.config
+    return None
+
+
+BUDGET_STOP = "teacher token budget spent"
+
+
+def stop_at_budget(graph, cfg: dict, svc: Services, e: Exception) -> bool:
+    """The teacher-token budget ran out (§5: a run stops cleanly at it): from the last checkpoint, record a finish
+    decision and route to the report (the student as last trained, the spend as paid). False when the budget ran out
+    before the first diagnosis was checkpointed: then there is nothing to report and the error stands."""
+    from agents.examiner import trace_decisions
+    from ioa_state import Decision
+
+    state = LearnerState.model_validate(graph.get_state(cfg).values or {"run_id": "?"})
+    if not state.test_teacher:
+        return False
+    stage = state.stage()
+    reason = f"{BUDGET_STOP} ({e.spent} of {e.budget} tokens)"
+    d = Decision(kind="finish", cycle=state.cycle, stage=stage.index if stage else None,
+                 round=stage.rounds if stage else 0, reason=reason,
+                 numbers={"spent": e.spent, "budget": e.budget}, thresholds={},
+                 modules=list(stage.modules) if stage else [])
+    trace_decisions(svc, [d], d.modules, node="budget")
+    # as if `remediate` had run: its route sends a stopped run to the report
+    graph.update_state(cfg, {"status": "stopped", "stop_reason": reason, "decisions": state.decisions + [d],
+                             "usage": svc.usage()}, as_node="remediate")
+    return True
 
 
 def start(cfg: RunConfig, progress=None, echo=None, on_run_dir=None) -> tuple[Path, LearnerState]:

@@ -46,7 +46,8 @@ class Thresholds(_Strict):
     vote_samples: int = Field(5, ge=1, description="teacher samples drawn to verify an item without a reference")
     vote_agree: int = Field(3, ge=1, description="how many of vote_samples must agree")
     replay_fraction: float = Field(0.2, ge=0, le=1, description="share of each round drawn from earlier stages' items")
-    max_cycles: int = Field(2, ge=1, description="diagnose -> curriculum cycles per run")
+    max_cycles: int = Field(6, ge=1, description="most diagnose -> curriculum cycles per run (§4: a new diagnosis"
+                                                 " while deficient, teachable modules remain)")
     eps: float = Field(1e-6, gt=0, lt=1e-2, description="guards every division")
 
     @model_validator(mode="after")

@@ -250,19 +250,104 @@ def decide(state: LearnerState, th: Thresholds) -> Decision:
                     **base)
 
 
+def latest_scores(observations: list[Observation]) -> dict[str, float]:
+    """Each module's student score at the most recent observation that scored it."""
+    out: dict[str, float] = {}
+    for obs in observations:
+        out.update(obs.scores)
+    return out
+
+
+def given_up_cycles(decisions: list[Decision]) -> dict[str, list[int]]:
+    """The cycles in which each module was given up (failing at a give_up decision)."""
+    out: dict[str, set[int]] = {}
+    for d in decisions:
+        if d.kind == "give_up":
+            for k in d.failing:
+                out.setdefault(k, set()).add(d.cycle)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def taught(decisions: list[Decision]) -> set[str]:
+    """Modules that were in a stage that was examined (any §4 decision names them)."""
+    return {k for d in decisions if d.kind in ("advance", "give_up", "remediate", "simplify") for k in d.modules}
+
+
+def retired(decisions: list[Decision]) -> list[str]:
+    """§1.6: modules given up in two cycles are not targeted again."""
+    return sorted(k for k, cycles in given_up_cycles(decisions).items() if len(cycles) >= 2)
+
+
+def known_at_start(teacher: dict[str, float], student: dict[str, float], th: Thresholds) -> list[str]:
+    """§4: modules the student masters before any training (r >= tau_mastery at the first diagnosis), teachable
+    or not; the examiner watches them for forgetting."""
+    return sorted(k for k, pt in teacher.items()
+                  if pt > 0 and mastery_ratio(student.get(k, 0.0), pt, th.eps) >= th.tau_mastery - 1e-12)
+
+
+def remaining_teachable(state: LearnerState, th: Thresholds) -> list[str]:
+    """Deficient, teachable modules not given up twice, by their latest scores: what a new diagnosis would find."""
+    teacher = {k: m.teacher_score or 0.0 for k, m in state.modules.items()}
+    _, deficient, _ = classify(teacher, latest_scores(state.observations), th)
+    gone = set(retired(state.decisions))
+    return [k for k in deficient if k not in gone]
+
+
 def after_stage(
     state: LearnerState, th: Thresholds, has_next_stage: bool, single_cycle: bool = False
 ) -> Decision | None:
-    """After advance or give-up on the last stage: re-diagnose while cycles remain, else finish."""
+    """After advance or give-up on the last stage (§4 re-diagnose): a new diagnosis while cycles remain and
+    deficient, teachable modules not given up twice remain (by their latest scores), else finish."""
     if has_next_stage:
         return None
-    if state.cycle + 1 < th.max_cycles and not single_cycle:
-        return Decision(kind="rediagnose", cycle=state.cycle, stage=state.current_stage, round=0,
-                        reason=f"last stage done; cycle {state.cycle + 1} of max_cycles {th.max_cycles}",
-                        numbers={"cycles_run": state.cycle + 1}, thresholds={"max_cycles": th.max_cycles})
-    return Decision(kind="finish", cycle=state.cycle, stage=state.current_stage, round=0,
-                    reason=f"last stage done; max_cycles {th.max_cycles} reached",
-                    numbers={"cycles_run": state.cycle + 1}, thresholds={"max_cycles": th.max_cycles})
+    left = remaining_teachable(state, th)
+    base = dict(cycle=state.cycle, stage=state.current_stage, round=0,
+                numbers={"cycles_run": state.cycle + 1, "remaining_teachable": len(left)},
+                thresholds={"max_cycles": th.max_cycles, "tau_gap": th.tau_gap}, modules=left)
+    if not left:
+        return Decision(kind="finish", reason="last stage done; no deficient, teachable module is left that was not "
+                        "given up twice", **base)
+    if single_cycle:
+        return Decision(kind="finish", reason=f"last stage done; one curriculum only ({len(left)} deficient "
+                        "modules left untaught)", **base)
+    if state.cycle + 1 < th.max_cycles:
+        return Decision(kind="rediagnose", reason=f"last stage done; {len(left)} deficient, teachable modules left "
+                        f"({', '.join(left)}); cycle {state.cycle + 1} of max_cycles {th.max_cycles}", **base)
+    return Decision(kind="finish", reason=f"last stage done; max_cycles {th.max_cycles} reached with {len(left)} "
+                    f"deficient modules left ({', '.join(left)})", **base)
+
+
+def untaught_reason(module: str, state: LearnerState, th: Thresholds,
+                    max_rounds_total: int | None = None) -> str | None:
+    """Why a module was not taught to mastery (§4 report), or None when it was trained and not given up twice.
+
+    In order: given up in two cycles; (for a module never trained) teacher-limited; known from the start
+    (r >= tau_mastery at the first diagnosis); not deficient at the last diagnosis (gap <= tau_gap); the budget ran
+    out first; the run stopped for another reason; max_rounds_total or max_cycles reached first."""
+    if module in retired(state.decisions):
+        return "given up in two cycles"
+    if module in taught(state.decisions):
+        return None
+    m = state.modules[module]
+    pt = m.teacher_score or 0.0
+    first = state.observations[0].scores if state.observations else {}
+    if m.teacher_limited:
+        return f"teacher-limited (teacher {pt:.2f} < teacher_floor {th.teacher_floor:.2f})"
+    if module in state.known:
+        replayed = " (forgot it, and was replayed)" if module in state.trained else ""
+        r0 = mastery_ratio(first.get(module, 0.0), pt, th.eps)
+        return f"known from the start (r {r0:.2f} >= tau_mastery {th.tau_mastery:.2f}){replayed}"
+    now = gap(pt, latest_scores(state.observations).get(module, 0.0), th.eps)
+    if now <= th.tau_gap:
+        was = " any more (it was at the first diagnosis)" if module in state.first_deficient else ""
+        return f"not deficient{was}: gap {now:.2f} <= tau_gap {th.tau_gap:.2f}"
+    if state.stop_reason and "budget" in state.stop_reason:
+        return "the teacher-token budget was spent first"
+    if state.stop_reason:
+        return f"the run stopped first ({state.stop_reason})"
+    if max_rounds_total is not None and state.total_rounds >= max_rounds_total:
+        return f"max_rounds_total {max_rounds_total} reached first"
+    return f"max_cycles {th.max_cycles} reached first"
 
 
 def replan_pending(stages: list[Stage], current: int, edges: list[Edge], levels: dict[str, int],

@@ -131,6 +131,7 @@ class ModuleDiagnosis(TraceEvent):
     teacher_limited: bool
     severity: float
     target: bool
+    given_up_twice: bool = False
 
 
 class EdgeEvent(TraceEvent):
@@ -188,6 +189,7 @@ class Forgetting(TraceEvent):
     event: Literal["forgetting"] = "forgetting"
     module: str
     ratio: float
+    known_at_start: bool = Field(False, description="mastered at the first diagnosis and never passed in a stage")
 
 
 class Replan(TraceEvent):
@@ -275,6 +277,9 @@ class ModuleResult(_ReportPart):
     targeted: bool = False
     passed: bool = False
     not_mastered: bool = False
+    deficient_at_start: bool = Field(False, description="deficient at the first diagnosis")
+    known_at_start: bool = Field(False, description="at or above tau_mastery at the first diagnosis")
+    why_not_taught: str | None = Field(None, description="why the module was not taught to mastery (None: taught)")
     decisions: list[str] = Field(default_factory=list)
 
 
@@ -296,6 +301,8 @@ class RunReport(_ReportPart):
     arm: str = "ioa"
     overall: Overall
     teachable_overall: dict[str, float] | None = None
+    deficient_overall: Overall | None = Field(None, description="the modules deficient at the first diagnosis")
+    known_overall: Overall | None = Field(None, description="the modules known at the first diagnosis (forgetting)")
     modules: list[ModuleResult]
     teacher_limited: list[str] = Field(default_factory=list)
     teacher_tokens: int = Field(description="input + output tokens of every teacher call, at what each cost when "

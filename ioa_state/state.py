@@ -147,6 +147,13 @@ class LearnerState(_Model):
     observations: list[Observation] = Field(default_factory=list)
     gap: dict[str, float] = Field(default_factory=dict)
     deficient: list[str] = Field(default_factory=list)
+    first_deficient: list[str] = Field(
+        default_factory=list, description="modules deficient at the first diagnosis (the report's retention_deficient)"
+    )
+    known: list[str] = Field(
+        default_factory=list, description="modules at or above tau_mastery at the first diagnosis (watched for "
+        "forgetting)"
+    )
     severity: dict[str, float] = Field(default_factory=dict)
     targets: list[str] = Field(default_factory=list)
     caveats: list[str] = Field(default_factory=list)
@@ -161,7 +168,8 @@ class LearnerState(_Model):
     passed: list[str] = Field(default_factory=list)
     not_mastered: list[str] = Field(default_factory=list)
     forgetting: list[str] = Field(
-        default_factory=list, description="passed modules that fell below tau_mastery: back in replay"
+        default_factory=list, description="mastered modules (passed, or known from the start) that fell below "
+        "tau_mastery: back in replay"
     )
     decisions: list[Decision] = Field(default_factory=list)
     item_files: list[ArtifactRef] = Field(

@@ -80,3 +80,27 @@ def test_no_adapter_keeps_every_parsed_item_as_first_written(services):
     assert all(k["adaptations"] == [] and k["verification"] == {"method": "none"} for k in kept)
     answer_reqs = [r for r in svc.teacher.requests if r.tag.get("step") == "answer"]
     assert "small explicit steps" not in answer_reqs[0].messages[0]["content"]
+
+
+def test_a_forgotten_known_module_never_trained_gets_replay_items_from_its_seeds(services):
+    facts = {"rivers": FACTS["rivers"], "money": [("What is the currency of Zorbia?", "drin")]}
+    items = make_items(facts, n_probe=8)
+
+    def reply(req):
+        if req.tag.get("step") == "question":
+            rivers = req.tag["module"] == "rivers"
+            return "Which river runs through Zorbia?" if rivers else "What money does Zorbia use?"
+        return "The Tamsel." if "river" in req.messages[-1]["content"] else "The drin."
+
+    svc = services(items, reply, lambda p: "", **{"thresholds.samples_per_seed": 2, "min_items": 1})
+    state = _state(items)
+    money = Module(id="money", name="money", seed_ids=[i.id for i in items if i.category == "money" and
+                                                        i.split == "seed"], teacher_score=1.0)
+    state = state.model_copy(update={"modules": {**state.modules, "money": money}, "known": ["money"],
+                                     "forgetting": ["money"]})
+    assert adapter.replay_modules(state) == ["money"]
+    out = adapter.synthesize(state, svc)
+    kept = [json.loads(line) for line in (svc.run_dir / out["item_files"][-1].path).read_text().splitlines()]
+    assert {r["module"] for r in kept} == {"rivers", "money"}
+    # once trained, its items replay from the files: none written again
+    assert adapter.replay_modules(state.model_copy(update={"trained": ["money"]})) == []

@@ -54,3 +54,18 @@ def test_the_advance_transition_closes_the_stage_and_rediagnoses(services):
     assert out["stages"][0].status == "passed" and out["passed"] == ["rivers"]
     assert out["decisions"][-1].kind == "rediagnose" and out["cycle"] == 1
     assert [e["decision"] for e in svc.trace.of("decision")] == ["advance", "rediagnose"]
+
+
+def test_a_module_known_from_the_start_is_examined_and_flagged_when_it_falls(services):
+    # money was never in a stage but known at the first diagnosis: the exam scores all its gate items (not a watch
+    # sample), and a fall below tau_mastery puts it into replay, marked as known from the start
+    items = make_items(FACTS)
+    svc = services(items, lambda r: "", lambda p: "Tamsel")
+    state = _state(items).model_copy(update={"known": ["money"], "targets": ["rivers"]})
+    out = examiner.examine(state, svc)
+    assert out["observations"][-1].counts["money"] == 4 and out["forgetting"] == ["money"]
+    ev = svc.trace.of("forgetting")[0]
+    assert ev["known_at_start"] is True and ev["action"] == "replay items written from its seeds"
+    # still known: nothing to flag
+    svc2 = services(items, lambda r: "", lambda p: "Tamsel drin")
+    assert examiner.examine(state, svc2)["forgetting"] == []

@@ -169,7 +169,8 @@ def test_every_arm_and_seed_in_the_table_json_and_plot(first, setup):
     for arm in ARMS:
         assert any(line.startswith(f"{arm:<15}") and re.match(r"\s*\d", line[15:]) for line in body), arm
     header = next(line for line in body if line.startswith("arm "))
-    for col in ("score", "retention", "teachable ret.", "teacher tokens", "opt. steps", "wall s"):
+    for col in ("ret. deficient", "ret. overall", "known before", "known after", "teacher tokens", "opt. steps",
+                "wall s"):
         assert col in header
     svg = (tmp / "out" / "bench.svg").read_text()
     root = ET.fromstring(svg)
@@ -325,7 +326,8 @@ def _fake_row(arm, seed, score, teach, limited=("economy",), tokens=100, steps=4
     return {"seed": seed, "arm": arm, "run_id": f"bench-{seed}-{arm}", "run_dir": "-", "action": "run",
             "status": "finished", "stop_reason": None, "teacher": 0.8, "score": score, "retention": score / 0.8,
             "teachable_retention": teach, "teacher_limited": list(limited), "teacher_tokens": tokens,
-            "optimizer_steps": steps, "wall_s": wall, "modules": {}}
+            "retention_overall": score / 0.8, "retention_deficient": teach, "retention_deficient_before": 0.0,
+            "known_before": 0.9, "known_after": score, "optimizer_steps": steps, "wall_s": wall, "modules": {}}
 
 
 def test_summary_mean_spread_and_teacher_limited_listing():
@@ -344,10 +346,42 @@ def test_summary_mean_spread_and_teacher_limited_listing():
     table = bench_mod.format_table({"arms": ["ioa", "oneshot"], "summary": summary, "seeds": [0, 1, 2], "rows": rows,
                                     "pack": "p", "teacher_spec": "t", "student_source": "s", "checks": []})
     ioa_line = next(line for line in table.splitlines() if line.startswith(f"{'ioa':<15}"))
-    assert "0.500 [0.200]" in ioa_line and "0.625 [0.250]" in ioa_line and "0.750 [0.300]" in ioa_line
-    assert "1100 [200]" in ioa_line
+    # retention on the deficient modules 0.6 0.9 0.75; overall 0.5 0.75 0.625; known after 0.4 0.6 0.5
+    assert "0.750 [0.300]" in ioa_line and "0.625 [0.250]" in ioa_line and "0.50 [0.20]" in ioa_line
+    assert "0.90 [0.00]" in ioa_line and "1100 [200]" in ioa_line
+    # 1100 tokens per 75 points of deficient retention gained (0.0 -> 0.75)
+    assert summary["ioa"]["tokens_per_point"] == pytest.approx(1100 / 75)
+    assert "teacher tokens per point of deficient-module retention gained: ioa 15" in table
     assert "economy: seeds 0 1 in ioa; seeds 0 1 2 in oneshot" in table
     oneshot_line = next(line for line in table.splitlines() if line.startswith(f"{'oneshot':<15}"))
     assert "0.350 [0.300]*" in oneshot_line and "*: over fewer seeds" in table
     svg = bench_mod.render_svg({"arms": ["ioa", "oneshot"], "summary": summary, "seeds": [0, 1, 2], "rows": rows})
     ET.fromstring(svg)
+
+
+def test_a_fixed_budget_is_given_to_every_arm_and_the_sweep_draws_the_curve(first, setup):
+    """--budget N: IOA stops cleanly at N (a report, status stopped), the one-shot spends N, run ids carry the
+    budget; --budgets A B: a bench per budget and the curve's points."""
+    tmp, _, cfg = setup
+    result, _, _ = first
+    spent = _rows(result)[("ioa", 0)]["teacher_tokens"]
+    low, high = int(spent * 0.9), spent * 2
+    sweep = bench_mod.run_sweep(cfg, [0], ["ioa", "oneshot", "undistilled"], [high, low], out_dir=tmp / "sweep")
+    assert sweep["budgets"] == [low, high]
+    rows = {(b, r["arm"]): r for b in (low, high)
+            for r in json.loads((tmp / "sweep" / f"b{b}" / "bench.json").read_text())["rows"]}
+    ioa_low = _report(rows[(low, "ioa")])
+    assert rows[(low, "ioa")]["run_id"] == f"bench-b{low}-0-ioa"
+    assert ioa_low["status"] == "stopped" and ioa_low["teacher_tokens"] <= low
+    assert ioa_low["decisions"][-1]["kind"] == "finish" and "budget" in ioa_low["decisions"][-1]["reason"]
+    assert _report(rows[(high, "ioa")])["status"] == "finished"          # it did not need all of it
+    for b in (low, high):
+        one = _report(rows[(b, "oneshot")])
+        assert one["baseline"]["budget"] == b and one["teacher_tokens"] <= b
+        assert one["optimizer_steps"] == _report(rows[(b, "ioa")])["optimizer_steps"]
+        assert rows[(b, "oneshot")]["budget"] == b and rows[(b, "ioa")]["budget"] == b
+    saved = json.loads((tmp / "sweep" / "sweep.json").read_text())
+    assert {(p["budget"], p["arm"]) for p in saved["points"]} == {(b, a) for b in (low, high)
+                                                                   for a in ("ioa", "oneshot", "undistilled")}
+    assert (tmp / "sweep" / "sweep.svg").read_text().count("<path") >= 2
+    assert str(low) in saved["table"] and "retention vs teacher-token budget" in saved["table"]

@@ -1,5 +1,6 @@
-"""A teacher token budget stops a run cleanly at a checkpoint (exit 3, one line); `ioa resume RUN --budget N` raises
-the cap and the run continues to its end without paying a cached call twice. Scripted teacher over real HTTP."""
+"""A teacher token budget stops a run cleanly (§5): the report of the student as last trained, status stopped;
+`ioa resume RUN --budget N` raises the cap and the run continues from before the stop to its end without paying a
+cached call twice. Scripted teacher over real HTTP."""
 from __future__ import annotations
 
 import json
@@ -24,16 +25,21 @@ def test_budget_stops_cleanly_and_resume_with_a_raised_budget_finishes(tmp_path)
         path = tmp_path / "budget.yaml"
         path.write_text(yaml.safe_dump(cfg))
         rc, out, err = ioa("run", str(path))
-        assert rc == 3, err
-        lines = [ln for ln in err.splitlines() if ln.startswith("ioa:")]
-        assert len(lines) == 1 and "budget" in lines[0] and "--budget" in lines[0]
+        assert rc == 0, err  # §5: a run stops cleanly at its budget and reports the student as last trained
+        assert "test-split retention" in out and "stopped early: teacher token budget spent" in out
+        assert "--budget" in out
+        stopped = json.loads((runs / "budget" / "report.json").read_text())
+        assert stopped["status"] == "stopped" and stopped["stop_reason"].startswith("teacher token budget spent")
+        assert stopped["decisions"][-1]["kind"] == "finish" and stopped["teacher_tokens"] <= 6000
         rc, out, err = ioa("status", "budget", "--runs-dir", str(runs))
         assert rc == 0 and "teacher tokens" in out
 
         rc, out, err = ioa("resume", "budget", "--runs-dir", str(runs), "--budget", "10000000")
         assert rc == 0, err
-        assert "test-split retention" in out
+        assert "test-split retention" in out and "stopped early" not in out
     run_dir = runs / "budget"
+    final = json.loads((run_dir / "report.json").read_text())
+    assert final["status"] == "finished" and final["teacher_tokens"] > stopped["teacher_tokens"]
     cfg_saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert cfg_saved["teacher"]["token_budget"] == 10000000
     paid = _paid_calls(run_dir)

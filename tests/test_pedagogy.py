@@ -131,11 +131,68 @@ def test_decide_simplify_when_progress_stalls():
     assert d.kind == "simplify" and "progress +0.01 < min_progress 0.02" in d.reason
 
 
-def test_after_stage_rediagnose_then_finish():
-    s = _state([0.95], 1, {"a": 0.8})
+def _covered(student_b=0.2, cycle=0, give_ups=(), **kw):
+    """a known (0.8 of teacher 0.8), b deficient unless student_b is high (teacher 0.8), c teacher-limited (0.2)."""
+    teacher = {"a": 0.8, "b": 0.8, "c": 0.2}
+    modules = {k: Module(id=k, name=k, teacher_score=t, teacher_limited=t < TH.teacher_floor)
+               for k, t in teacher.items()}
+    decisions = [Decision(kind="give_up", cycle=c, stage=0, round=3, reason="r", failing=["b"], modules=["b"])
+                 for c in give_ups]
+    return LearnerState(run_id="t", cycle=cycle, modules=modules, current_stage=1,
+                        stages=[Stage(index=0, modules=["b"], difficulty=0.75, status="passed")],
+                        observations=[_obs([], a=0.8, b=0.0, c=0.0), _obs(["b"], b=student_b)],
+                        decisions=decisions, **kw)
+
+
+def test_after_stage_rediagnoses_while_deficient_teachable_modules_remain():
+    # b's latest score 0.2 of 0.8: gap 0.75 > tau_gap 0.3, teachable, never given up -> diagnose again
+    s = _covered()
     assert ped.after_stage(s, TH, has_next_stage=True) is None
-    assert ped.after_stage(s, TH, has_next_stage=False).kind == "rediagnose"      # cycle 0 + 1 < max_cycles 2
-    assert ped.after_stage(s.model_copy(update={"cycle": 1}), TH, False).kind == "finish"
+    d = ped.after_stage(s, TH, has_next_stage=False)
+    assert d.kind == "rediagnose" and d.modules == ["b"] and d.numbers["remaining_teachable"] == 1
+    # cycle 5 is the 6th of max_cycles 6: finish, naming what was left
+    d = ped.after_stage(_covered(cycle=5), TH, False)
+    assert d.kind == "finish" and "max_cycles 6 reached" in d.reason and "(b)" in d.reason
+    # the no_organizer ablation: one curriculum only
+    assert ped.after_stage(s, TH, False, single_cycle=True).kind == "finish"
+
+
+def test_after_stage_finishes_when_the_domain_is_covered():
+    # b now 0.6 of 0.8: gap 0.25 <= 0.3, not deficient; a known, c teacher-limited -> nothing left to teach
+    d = ped.after_stage(_covered(student_b=0.6), TH, False)
+    assert d.kind == "finish" and d.numbers["remaining_teachable"] == 0 and "no deficient" in d.reason
+    # b given up in cycles 0 and 1: retired (§1.6), so nothing is left either
+    s = _covered(cycle=1, give_ups=(0, 1))
+    assert ped.retired(s.decisions) == ["b"] and ped.given_up_cycles(s.decisions) == {"b": [0, 1]}
+    assert ped.after_stage(s, TH, False).kind == "finish"
+    # given up once only: still teachable
+    assert ped.after_stage(_covered(cycle=1, give_ups=(0,)), TH, False).kind == "rediagnose"
+
+
+def test_known_at_start_and_latest_scores():
+    # r(a) = 0.72 / 0.8 = 0.9 >= tau_mastery 0.9 (known); r(b) = 0.7 / 0.8 = 0.875 (not); a 0-teacher module never
+    assert ped.known_at_start({"a": 0.8, "b": 0.8, "z": 0.0}, {"a": 0.72, "b": 0.7, "z": 0.0}, TH) == ["a"]
+    obs = [_obs([], a=0.1, b=0.2), _obs([], b=0.5)]
+    assert ped.latest_scores(obs) == {"a": 0.1, "b": 0.5}
+
+
+def test_untaught_reason_names_why_each_module_was_not_taught():
+    s = _covered(student_b=0.2, known=["a"], first_deficient=["b"])
+    d_b = Decision(kind="advance", cycle=0, stage=0, round=1, reason="r", modules=["b"])
+    s = s.model_copy(update={"decisions": [d_b]})
+    assert ped.untaught_reason("b", s, TH) is None                                 # taught
+    assert ped.untaught_reason("a", s, TH) == "known from the start (r 1.00 >= tau_mastery 0.90)"
+    assert ped.untaught_reason("c", s, TH) == "teacher-limited (teacher 0.20 < teacher_floor 0.30)"
+    # b deficient (gap 0.75) but never in a stage: why depends on how the run ended
+    s2 = _covered(first_deficient=["b"])
+    assert ped.untaught_reason("b", s2, TH) == "max_cycles 6 reached first"
+    assert ped.untaught_reason("b", s2, TH, max_rounds_total=0) == "max_rounds_total 0 reached first"
+    stopped = s2.model_copy(update={"stop_reason": "teacher token budget spent (10 of 10 tokens)"})
+    assert ped.untaught_reason("b", stopped, TH) == "the teacher-token budget was spent first"
+    # b rose to 0.6 without being taught (transfer): gap 0.25
+    assert ped.untaught_reason("b", _covered(student_b=0.6, first_deficient=["b"]), TH) == (
+        "not deficient any more (it was at the first diagnosis): gap 0.25 <= tau_gap 0.30")
+    assert ped.untaught_reason("b", _covered(cycle=1, give_ups=(0, 1)), TH) == "given up in two cycles"
 
 
 def _with(decision_kind, **kw):
@@ -198,7 +255,8 @@ def test_thresholds_out_of_range_rejected():
 
 
 def _examined(kind, failing=(), rounds=1, n_stages=2, **kw):
-    mods = {k: Module(id=k, name=k, passed_level=1) for k in ("a", "b")}
+    mods = {k: Module(id=k, name=k, passed_level=1, teacher_score=0.8) for k in ("a", "b")}
+    kw.setdefault("observations", [_obs([], a=0.2, b=0.0)])  # a: gap 0.75, still deficient after a give-up
     stages = [Stage(index=0, modules=["a"], difficulty=1.0, status="active", rounds=rounds),
               Stage(index=1, modules=["b"], difficulty=1.0)][:n_stages]
     d = Decision(kind=kind, cycle=0, stage=0, round=rounds, reason="r", failing=list(failing), modules=["a"])
