@@ -4,16 +4,23 @@ For the current stage's modules (all of them in a stage's first round, the faili
 the node runs these steps, each a function below:
 
 1. `write_questions`: the teacher writes new questions from seed items, or from the student's actual wrong answers
-   on remedial-source items, at the module's current difficulty level (`samples_per_seed` per seed).
-2. `answer_candidates`: the teacher answers each question with the enabled adaptations in its system prompt
+   on remedial-source items, at the module's current difficulty level (`samples_per_seed` per seed). With
+   `adapter.item_format: json` one structured call writes the question, its steps and its final answer together
+   (agents/item_drafts.py) instead of a question call and an answer call.
+2. `screen`: before any answer is paid for, a question that is cut (`cut_question`), misnames an entity its source
+   names (`misnamed_entity`) or duplicates a test-split question (`test_overlap`, the only use of the test split
+   before the report) is dropped (the pure checks of agents/item_checks.py).
+3. `answer_candidates`: the teacher answers each question with the enabled adaptations in its system prompt
    (concretization, decomposition, cognitive-load control, a fixed template, plain language; each a prompt file),
    shaped to the student's capacity; `vote_samples` samples where the answer must be verified by agreement.
-3. `judge` (verify, then deduplicate, then template): the pure checks of agents/item_checks.py. Verified with the
-   pack's checker against the source's reference when the question asks for the same thing, by agreement of the
-   teacher's samples otherwise; a duplicate (ROUGE-L > adapter.dedup_rouge) of a kept or gate item is dropped.
-4. top up: a module left with fewer than `min_items` items gets another pass with fresh samples (bounded).
+4. `judge` (verify, check the answer's form, deduplicate, template): verified with the pack's checker against the
+   source's reference when the question asks for the same thing, by agreement of the teacher's samples otherwise;
+   an answer with an empty final answer (`empty_answer`) or a misnamed entity is dropped; a duplicate (ROUGE-L >
+   adapter.dedup_rouge) of a kept or gate item is dropped.
+5. top up: a module left with fewer than `min_items` items gets another pass with fresh samples (bounded).
 
-Kept items (`SynthesizedItem`) and dropped candidates (`DroppedItem`, with the reason) go to JSONL files. The steps
+Kept items (`SynthesizedItem`) and dropped candidates (`DroppedItem`, with the reason) go to JSONL files; the round's
+yield (written, kept, dropped by reason, teacher tokens per kept item: agents/synthesis_yield.py) is traced. The steps
 that a baseline replaces (the adaptation text, the number of answer samples, the judge) are `AdapterSteps`; the
 graph builder wires another set for the no_adapter ablation (baselines/ablations.py).
 """
@@ -24,10 +31,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
+from agents import item_drafts, synthesis_yield
 from agents.item_checks import (
+    HeldOutQuestions,
     answer_words,
+    complete_question,
     duplicate_of,
+    empty_final_answer,
+    entity_names,
     first_sentence,
+    known_words,
+    misnamed_entity,
     parse_question,
     verify_by_checker,
     verify_by_vote,
@@ -58,6 +72,7 @@ class RoundPlan:
     cycle: int
     mode: str
     context: str | None
+    known: frozenset[str] = frozenset()  # words of the context and the pack's training items (misnamed_entity)
 
     @property
     def where(self) -> dict:
@@ -75,6 +90,13 @@ class Candidate:
     level: int
     question: str
     pass_: int
+    reply: str = ""  # the teacher's whole reply the question was parsed from
+    reply_cut: bool = False  # that reply stopped at its max_tokens (finish reason "length")
+    drafted: str | None = None  # item_format json: the answer written with the question (steps and final answer)
+
+    def entities(self) -> list[str]:
+        """The proper names its source names (the source's question and reference)."""
+        return entity_names([self.source.prompt, self.source.reference or ""])
 
 
 @dataclass
@@ -119,6 +141,9 @@ def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], g
         v = verify_by_checker(samples[0], svc.pack.check(cand.source, samples[0]), bar, cand.source.reference)
     if not v.kept:
         return Judged(False, v.answer, v.reason)
+    bad = answer_form(plan, cand, v.answer)
+    if bad is not None:
+        return Judged(False, v.answer, bad)
     dup, kind = duplicate_of(cand.question, v.answer, v.reference, gate, kept_texts, cfg.adapter.dedup_rouge)
     if dup is not None:
         return Judged(False, v.answer, f"duplicate of a {kind} (ROUGE-L > {cfg.adapter.dedup_rouge}): {dup!r}")
@@ -135,6 +160,24 @@ def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], g
             "verification": v.verification,
         },
     )
+
+
+def question_form(plan: RoundPlan, cand: Candidate) -> str | None:
+    """The drop reason of a question that is cut or misnames its source's entities, else None."""
+    why = complete_question(cand.question, cand.reply, cand.reply_cut)
+    if why is not None:
+        return f"cut_question: {why}"
+    why = misnamed_entity(cand.question, cand.entities(), plan.known)
+    return None if why is None else f"misnamed_entity: {why}"
+
+
+def answer_form(plan: RoundPlan, cand: Candidate, answer: str) -> str | None:
+    """The drop reason of an answer with no final answer or a misnamed entity, else None."""
+    why = empty_final_answer(answer)
+    if why is not None:
+        return f"empty_answer: {why}"
+    why = misnamed_entity(answer, cand.entities(), plan.known | known_words([cand.question]))
+    return None if why is None else f"misnamed_entity: in the answer, {why}"
 
 
 @dataclass(frozen=True)
@@ -160,9 +203,12 @@ def round_plan(state: LearnerState, svc: Services) -> RoundPlan:
     stage = state.stage()
     modules = stage.modules if state.mode == "initial" else (state.decisions[-1].failing or stage.modules)
     modules = list(modules) + [k for k in replay_modules(state) if k not in modules]
+    context = svc.teacher_context
+    training = [t for it in svc.items.values() if it.split != "test" for t in (it.prompt, it.reference or "")]
     return RoundPlan(tag=f"c{state.cycle}-s{stage.index}-r{stage.rounds}", modules=list(modules),
                      simplify=state.mode == "simplify", round_no=state.total_rounds, stage=stage.index,
-                     stage_round=stage.rounds, cycle=state.cycle, mode=state.mode, context=svc.teacher_context)
+                     stage_round=stage.rounds, cycle=state.cycle, mode=state.mode, context=context,
+                     known=frozenset(known_words([context or ""] + training)))
 
 
 def sources(state: LearnerState, svc: Services, module: str) -> list[tuple[Item, str | None]]:
@@ -176,23 +222,32 @@ def sources(state: LearnerState, svc: Services, module: str) -> list[tuple[Item,
     return [(svc.items[i], None) for i in m.seed_ids]
 
 
-def _question_prompt(state: LearnerState, svc: Services, module: str, src: Item, wrong: str | None, hint: str):
+def _question_prompt(state: LearnerState, svc: Services, module: str, src: Item, wrong: str | None, hint: str,
+                     names: tuple[str, str] = ("synthesize", "remediate")):
     if wrong is None:
         return render(
-            "synthesize", module=state.modules[module].name, seed=svc.pack.format_prompt(src), level_hint=hint
+            names[0], module=state.modules[module].name, seed=svc.pack.format_prompt(src), level_hint=hint
         )
-    return render("remediate", question=svc.pack.format_prompt(src), wrong=first_sentence(wrong),
+    return render(names[1], question=svc.pack.format_prompt(src), wrong=first_sentence(wrong),
                   reference=src.reference or "", level_hint=hint)
 
 
-def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str],
-                    attempt: int) -> tuple[list[Candidate], list[DroppedItem]]:
-    """Step 1: new questions for the modules in `todo` (a top-up pass also writes from the module's seeds)."""
-    from agents.teacher import TeacherRequest
+@dataclass(frozen=True)
+class Slot:
+    """One candidate to write: its module, source item (and the student's wrong answer), level and sample index."""
 
-    cfg, th = svc.cfg, svc.cfg.thresholds
-    sys_msg = [{"role": "system", "content": plan.context}] if plan.context else []
-    reqs, meta = [], []
+    module: str
+    source: Item
+    wrong: str | None
+    level: int
+    hint: str
+    sample_index: int
+
+
+def slots(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str], attempt: int) -> list[Slot]:
+    """The candidates a pass writes for the modules in `todo` (a top-up pass also writes from the module's seeds)."""
+    th = svc.cfg.thresholds
+    out = []
     for k in todo:
         level = state.level.get(k, 1)
         hint = template(f"level_{level}") + (" " + template("simplify") if plan.simplify else "")
@@ -203,59 +258,123 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: l
         per_source = min(PASS_STRIDE, max(th.samples_per_seed, math.ceil(
             th.samples_per_seed * max(1, len(state.modules[k].seed_ids)) / max(1, len(srcs)))))
         for src, wrong in srcs:
-            p = _question_prompt(state, svc, k, src, wrong, hint)
-            for j in range(per_source):
-                reqs.append(TeacherRequest(
-                    messages=sys_msg + [{"role": "user", "content": p.text}], temperature=cfg.teacher.temperature,
-                    max_tokens=cfg.teacher.question_max_tokens,
-                    sample_index=plan.round_no * 1000 + attempt * PASS_STRIDE + j, role="adapter",
-                    tag={"module": k, "item": src.id, "template": p.template, "step": "question", **plan.where}))
-                meta.append((k, src, wrong, p.template, level))
+            out += [Slot(k, src, wrong, level, hint, plan.round_no * 1000 + attempt * PASS_STRIDE + j)
+                    for j in range(per_source)]
+    return out
+
+
+def dropped_item(plan: RoundPlan, module: str, source: Item, wrong: str | None, level: int, pass_: int,
+                 question: str | None, reason: str, answer: str | None = None) -> DroppedItem:
+    return DroppedItem(module=module, source=source.id, from_wrong_answer=wrong is not None, level=level,
+                       mode=plan.mode, pass_=pass_, question=question, answer=answer, reason=reason)
+
+
+def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str], attempt: int,
+                    steps: AdapterSteps = IOA_STEPS) -> tuple[list[Candidate], list[DroppedItem]]:
+    """Step 1: new questions for the modules in `todo`, as free text (or whole items: adapter.item_format json)."""
+    from agents.teacher import TeacherRequest
+
+    if svc.cfg.adapter.item_format == "json":
+        return draft_items(state, svc, plan, slots(state, svc, plan, todo, attempt), attempt, steps)
+    cfg = svc.cfg
+    sys_msg = [{"role": "system", "content": plan.context}] if plan.context else []
+    todo_slots = slots(state, svc, plan, todo, attempt)
+    reqs, tmpls = [], []
+    for s in todo_slots:
+        p = _question_prompt(state, svc, s.module, s.source, s.wrong, s.hint)
+        reqs.append(TeacherRequest(
+            messages=sys_msg + [{"role": "user", "content": p.text}], temperature=cfg.teacher.temperature,
+            max_tokens=cfg.teacher.question_max_tokens, sample_index=s.sample_index, role="adapter",
+            tag={"module": s.module, "item": s.source.id, "template": p.template, "step": "question", **plan.where}))
+        tmpls.append(p.template)
     candidates, dropped = [], []
-    for (k, src, wrong, tmpl, level), rep in zip(meta, svc.teacher.ask(reqs)):
+    for s, tmpl, rep in zip(todo_slots, tmpls, svc.teacher.ask(reqs)):
         q = parse_question(rep.text)
         if q is None:
-            dropped.append(
-                DroppedItem(
-                    module=k,
-                    source=src.id,
-                    from_wrong_answer=wrong is not None,
-                    level=level,
-                    mode=plan.mode,
-                    pass_=attempt,
-                    question=rep.text,
-                    reason="unparseable question" if rep.error is None else f"teacher error: {rep.error}",
-                )
-            )
+            why = "unparseable question" if rep.error is None else f"teacher error: {rep.error}"
+            dropped.append(dropped_item(plan, s.module, s.source, s.wrong, s.level, attempt, rep.text, why))
         else:
-            candidates.append(Candidate(k, src, wrong, tmpl, level, q, attempt))
+            candidates.append(Candidate(s.module, s.source, s.wrong, tmpl, s.level, q, attempt, reply=rep.text or "",
+                                        reply_cut=rep.tokens_out >= cfg.teacher.question_max_tokens))
     return candidates, dropped
+
+
+def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[Slot], attempt: int,
+                steps: AdapterSteps) -> tuple[list[Candidate], list[DroppedItem]]:
+    """Step 1 with item_format json: one structured call per candidate writes its question, steps and final answer
+    (agents/item_drafts.py), with the module's context and adaptations in the system prompt. A reply that does not
+    validate against the schema (or was cut before its JSON closed) is a `parse` drop."""
+    from agents.teacher import TeacherRequest
+
+    cfg = svc.cfg
+    reqs, tmpls = [], []
+    for s in todo:
+        adapt, _ = steps.adaptations(svc, plan.simplify, module_ratio(state, svc, s.module))
+        system = render("item_system", context=plan.context or "", adaptations=adapt)
+        p = _question_prompt(state, svc, s.module, s.source, s.wrong, s.hint, ("item_synthesize", "item_remediate"))
+        reqs.append(TeacherRequest(
+            messages=[{"role": "system", "content": system.text}, {"role": "user", "content": p.text}],
+            temperature=cfg.teacher.temperature, max_tokens=item_drafts.ITEM_MAX_TOKENS,
+            sample_index=s.sample_index, role="adapter",
+            tag={"module": s.module, "item": s.source.id, "template": p.template, "step": "item", **plan.where}))
+        tmpls.append(p.template)
+    candidates, dropped = [], []
+    for s, tmpl, rep in zip(todo, tmpls, svc.teacher.ask_structured(reqs, item_drafts.ItemDraft)):
+        if rep.value is None:
+            why = f"parse: {rep.error}" if rep.raw is not None else f"teacher error: {rep.error}"
+            dropped.append(dropped_item(plan, s.module, s.source, s.wrong, s.level, attempt, rep.raw, why))
+            continue
+        candidates.append(Candidate(s.module, s.source, s.wrong, tmpl, s.level, rep.value.question.strip(), attempt,
+                                    reply=rep.raw or "", drafted=item_drafts.answer_text(rep.value)))
+    return candidates, dropped
+
+
+def screen(svc: Services, plan: RoundPlan, candidates: list[Candidate]) -> tuple[list[Candidate], list[DroppedItem]]:
+    """Step 2: drop, before their answers are paid for, the questions that duplicate a test-split question (exact or
+    ROUGE-L > adapter.dedup_rouge; only the question text is compared), are cut, or misname their source's entities."""
+    bar = svc.cfg.adapter.dedup_rouge
+    tests = HeldOutQuestions([it.prompt for it in svc.items.values() if it.split == "test"], bar)
+    kept, dropped = [], []
+    for c in candidates:
+        hit = tests.match(c.question)
+        why = (f"test_overlap: duplicates the test question {hit!r} (exact or ROUGE-L > {bar})" if hit is not None
+               else question_form(plan, c))
+        if why is None:
+            kept.append(c)
+        else:
+            dropped.append(dropped_item(plan, c.module, c.source, c.wrong, c.level, c.pass_, c.question, why,
+                                        c.drafted))
+    return kept, dropped
+
+
+def module_ratio(state: LearnerState, svc: Services, module: str) -> float:
+    """The module's latest mastery ratio (0 before any exam): what the capacity rule shapes the answers to."""
+    obs = state.last_observation()
+    teacher = max(state.modules[module].teacher_score or 0.0, svc.cfg.thresholds.eps)
+    return obs.scores.get(module, 0.0) / teacher if obs else 0.0
 
 
 def answer_candidates(state: LearnerState, svc: Services, plan: RoundPlan, candidates: list[Candidate],
                       steps: AdapterSteps) -> list[list[str]]:
-    """Step 2: the teacher's answers to each candidate, shaped by the adaptations (one list of samples each)."""
+    """Step 3: the teacher's answers to each candidate, shaped by the adaptations (one list of samples each); a
+    drafted item (item_format json) already has its first sample and is asked only the rest of a vote's samples."""
     from agents.teacher import TeacherRequest
 
-    cfg, th = svc.cfg, svc.cfg.thresholds
-    obs = state.last_observation()
+    cfg = svc.cfg
     reqs, index = [], []
     for ci, c in enumerate(candidates):
-        ratio = (
-            obs.scores.get(c.module, 0.0) / max(state.modules[c.module].teacher_score or 0.0, th.eps) if obs else 0.0
-        )
-        adapt, _ = steps.adaptations(svc, plan.simplify, ratio)
+        adapt, _ = steps.adaptations(svc, plan.simplify, module_ratio(state, svc, c.module))
         solve = render("solve", context=plan.context or "", adaptations=adapt)
         n = steps.samples(svc, c.source)
-        for s in range(n):
+        for s in range(0 if c.drafted is None else 1, n):
             reqs.append(TeacherRequest(
                 messages=[{"role": "system", "content": solve.text}, {"role": "user", "content": c.question}],
                 temperature=0.0 if n == 1 else cfg.teacher.temperature,
                 max_tokens=min(cfg.teacher.max_tokens, cfg.student.max_length // 2), sample_index=s, role="adapter",
                 tag={"module": c.module, "item": c.source.id, "template": "solve", "step": "answer", **plan.where}))
             index.append(ci)
-    answers: list[list[str]] = [[] for _ in candidates]
-    for ci, rep in zip(index, svc.teacher.ask(reqs)):
+    answers: list[list[str]] = [[] if c.drafted is None else [c.drafted] for c in candidates]
+    for ci, rep in zip(index, svc.teacher.ask(reqs) if reqs else []):
         answers[ci].append(rep.text or "")
     return [a or [""] for a in answers]
 
@@ -299,12 +418,16 @@ def earlier_items(state: LearnerState, svc: Services, modules: list[str]) -> dic
 
 
 def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[SynthesizedItem],
-           dropped: list[DroppedItem], names: list[str]) -> dict:
-    """Step 5: write the round's files and trace; stop the run when a module kept fewer than min_items."""
+           dropped: list[DroppedItem], names: list[str], paid_tokens: int = 0) -> dict:
+    """Step 6: write the round's files and trace (with the round's yield); stop the run when a module kept fewer
+    than min_items. `paid_tokens`: the teacher tokens this round's synthesis paid (cache hits cost nothing)."""
     counts = Counter(r.module for r in kept)
     rows = [d.model_dump(by_alias=True, exclude_none=True) for d in dropped]
     drop_ref = write_jsonl(svc.run_dir, f"items/{plan.tag}-dropped.jsonl", rows, kind="items", stage=plan.stage,
                            round=plan.stage_round)
+    y = synthesis_yield.round_yield(plan.tag, [r.model_dump() for r in kept], rows, paid_tokens)
+    svc.trace.emit("synthesis_yield", node="synthesize", cycle=plan.cycle, stage=plan.stage, round=plan.stage_round,
+                   item_format=svc.cfg.adapter.item_format, **y)
     for k in plan.modules:
         reasons = Counter(d.reason_kind for d in dropped if d.module == k)
         svc.trace.emit("synthesis", node="synthesize", cycle=plan.cycle, stage=plan.stage, round=plan.stage_round,
@@ -330,6 +453,7 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
 def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STEPS) -> dict:
     """The Adapter node: write, shape, verify and deduplicate the round's items (top-up passes when short)."""
     plan = round_plan(state, svc)
+    paid_before = synthesis_yield.usage_tokens(svc.usage())
     svc.progress(f"synthesize {plan.tag}: {plan.mode} items for {', '.join(plan.modules)}")
     _, names = steps.adaptations(svc, plan.simplify, 1.0)
     earlier = earlier_items(state, svc, plan.modules)
@@ -337,8 +461,9 @@ def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STE
     dropped: list[DroppedItem] = []
     todo = list(plan.modules)
     for attempt in range(1 + svc.cfg.adapter.top_up_passes):
-        candidates, unparsed = write_questions(state, svc, plan, todo, attempt)
-        dropped += unparsed
+        candidates, unparsed = write_questions(state, svc, plan, todo, attempt, steps)
+        candidates, screened = screen(svc, plan, candidates)
+        dropped += unparsed + screened
         answers = answer_candidates(state, svc, plan, candidates, steps)
         judge_all(state, svc, plan, candidates, answers, steps, names, earlier, kept, dropped)
         counts = Counter(r.module for r in kept)
@@ -347,4 +472,4 @@ def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STE
             break
         svc.progress(f"synthesize {plan.tag}: {', '.join(todo)} short of min_items {svc.cfg.min_items}: "
                      f"top-up pass {attempt + 1}")
-    return record(state, svc, plan, kept, dropped, names)
+    return record(state, svc, plan, kept, dropped, names, synthesis_yield.usage_tokens(svc.usage()) - paid_before)

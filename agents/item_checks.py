@@ -1,7 +1,9 @@
-"""The Adapter's pure checks on a candidate item: parse the question, verify the answer, find duplicates, template.
+"""The Adapter's pure checks on a candidate item: parse the question, check that it is well formed (complete, naming
+its source's entities, with a final answer), verify the answer, find duplicates (of kept, gate and test items),
+template.
 
 Every function here is pure (text and numbers in, a verdict out), so each is unit-tested on hand-made candidates
-(tests/agents/test_item_checks.py). The Adapter node (agents/adapter.py) calls the teacher and the pack's checker
+(tests/test_item_checks.py). The Adapter node (agents/adapter.py) calls the teacher and the pack's checker
 and hands the results to these functions.
 """
 from __future__ import annotations
@@ -95,3 +97,150 @@ def with_template(answer: str, reference: str | None) -> tuple[str, bool]:
 def answer_words(ratio: float, tau_low: float, short_words: int, words: int) -> int:
     """The capacity rule: a student whose mastery ratio is below tau_low is asked shorter answers."""
     return short_words if ratio < tau_low else words
+
+
+# -- well-formedness: a kept item's question is complete, names its source's entities, and has a final answer -----
+# words an English question cannot end on: a question whose last word is one of these was cut mid-sentence
+DANGLING_WORDS = frozenset({"a", "an", "the", "and", "or", "but", "nor", "whose", "its", "their", "our", "my", "your",
+                            "than", "because", "whether", "very", "every"})
+
+
+def complete_question(question: str, reply: str | None = None, reply_cut: bool = False) -> str | None:
+    """Why a question is not complete (it was cut at the token limit), or None when it is.
+
+    Incomplete: it does not end with '?', '.' or '!' (closing quotes and brackets aside); its last word is one no
+    sentence ends on (DANGLING_WORDS: "... the capital of the?"); its brackets do not close; or the teacher's reply
+    was cut at max_tokens (`reply_cut`, its finish reason "length") and the reply goes on after the question on the
+    question's own line, so the question may lean on words that were cut ("Can you solve this? A farmer has 4").
+    """
+    q = (question or "").strip()
+    body = q.rstrip("\"'”’)] ")
+    if not body or body[-1] not in "?.!":
+        return f"the question ends without '?' or a full stop: {q[-40:]!r}"
+    words = re.findall(r"[A-Za-z']+", body)
+    if words and words[-1].lower() in DANGLING_WORDS:
+        return f"the question ends mid-sentence on {words[-1]!r}"
+    if q.count("(") != q.count(")") or q.count("[") != q.count("]"):
+        return "the question's brackets do not close"
+    if reply_cut and reply:
+        at = reply.find(q)
+        rest = reply[at + len(q):] if at >= 0 else ""
+        if rest.split("\n", 1)[0].strip(" \t\"'”“’"):
+            return "the reply was cut at max_tokens on the question's own line"
+    return None
+
+
+# capitalised words that start sentences or questions: never taken for an entity's name
+COMMON_WORDS = frozenset("""
+what which who whom whose where when why how is are was were do does did can could would should will shall may might
+must has have had the a an in on at of for to from by with and or but if this that these those it its there here then
+name give tell explain describe list state write find say answer question step steps first second third next last so
+yes no not please also each every all some any many much more most one two three four five six seven eight nine ten
+i we you he she they his her their our my your me us them him let suppose imagine consider note true false example
+""".split())
+
+
+def _words(text: str) -> list[str]:
+    return [w.removesuffix("'s").removesuffix("’s") for w in re.findall(r"[A-Za-z][A-Za-z'’-]*", text or "")]
+
+
+def known_words(texts: list[str]) -> set[str]:
+    """Every word (lowercased) of these texts: the source, the teacher's context, the pack's training items."""
+    return {w.lower() for t in texts for w in _words(t)}
+
+
+def entity_names(texts: list[str]) -> list[str]:
+    """The proper names of these texts: capitalised words of 4+ letters that are not common words (COMMON_WORDS) and
+    never appear in lowercase in them (so "River" at a sentence start is not a name when "river" is used)."""
+    words = [w for t in texts for w in _words(t)]
+    lower = {w for w in words if w[0].islower()}
+    out: list[str] = []
+    for w in words:
+        if w[0].isupper() and len(w) >= 4 and w.lower() not in COMMON_WORDS and w.lower() not in lower \
+                and w not in out:
+            out.append(w)
+    return out
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def near_spelling(word: str, entity: str) -> bool:
+    """Is `word` a near-spelling of `entity` (not the name itself, nor a form of it such as Zorbian or Zorbias)?
+
+    Near: the same first three letters and a length within 2 (Zorvath, Zorvil for Zorbia), or within edit distance 1
+    (5+ letters; 2 from 8 letters: Borbia for Zorbia)."""
+    w, e = word.lower(), entity.lower()
+    if w == e or w.startswith(e):
+        return False
+    if w[:3] == e[:3] and abs(len(w) - len(e)) <= 2:
+        return True
+    return len(e) >= 5 and edit_distance(w, e) <= (1 if len(e) < 8 else 2)
+
+
+def misnamed_entity(text: str, entities: list[str], known: set[str]) -> str | None:
+    """Why a candidate's text misnames one of its source's entities, or None.
+
+    The rule (general, not tied to one domain): a capitalised word of the candidate that is no word of the source,
+    the teacher's context or the pack's training items (`known`, lowercased) and is a near-spelling of an entity its
+    source names (`entities`, from `entity_names`) is the teacher misspelling that entity: the item would teach the
+    fact under a wrong name ("Zorvath" for "Zorbia"). A known word (another name of the context) is never flagged."""
+    for w in _words(text):
+        if not w[0].isupper() or len(w) < 4 or w.lower() in known or w.lower() in COMMON_WORDS:
+            continue
+        for e in entities:
+            if near_spelling(w, e):
+                return f"{w!r} is a near-spelling of the source's {e!r}"
+    return None
+
+
+def empty_final_answer(answer: str) -> str | None:
+    """Why an answer has no final answer, or None: the last "Answer:" marker is followed by nothing (or a
+    placeholder such as "<the answer>"), or without a marker the answer is blank."""
+    marks = list(re.finditer(r"(?i)\banswer\s*:", answer or ""))
+    if not marks:
+        return None if final_answer(answer).strip() else "no final answer"
+    rest = re.sub(r"^[*_`\s]+|[*_`\s.]+$", "", answer[marks[-1].end():])
+    if not rest or re.fullmatch(r"<[^>]*>|[-.…]+", rest):
+        return "the 'Answer:' line is empty"
+    return None
+
+
+class HeldOutQuestions:
+    """The test split's questions, to drop a synthesized question that is an exact or near duplicate of one
+    (decontamination: the test score must not measure recall of a test question the teacher rewrote verbatim).
+
+    Near: ROUGE-L above `threshold` (the dedup bar). ROUGE-L's F-measure is 2·LCS/(m+n) and the LCS is at most the
+    tokens two texts share, so a pair sharing too few tokens is skipped without computing it (same tokens as
+    rouge-score: lowercased, stemmed)."""
+
+    def __init__(self, prompts: list[str], threshold: float):
+        from rouge_score.tokenizers import DefaultTokenizer
+
+        self._tok = DefaultTokenizer(use_stemmer=True)
+        self.threshold = threshold
+        self.exact = {normalize(p): p for p in prompts}
+        self.bags = [(p, Counter(self._tok.tokenize(p))) for p in prompts]
+
+    def match(self, question: str) -> str | None:
+        """The test question this one duplicates, or None."""
+        hit = self.exact.get(normalize(question))
+        if hit is not None:
+            return hit
+        bag = Counter(self._tok.tokenize(question))
+        n = sum(bag.values())
+        for p, pbag in self.bags:
+            m = sum(pbag.values())
+            if n + m == 0 or 2 * sum((bag & pbag).values()) / (n + m) <= self.threshold:
+                continue
+            if rouge_l(question, p) > self.threshold:
+                return p
+        return None

@@ -87,6 +87,11 @@ class AdapterConfig(_Strict):
     answer_words: int = Field(60, ge=5, description="longest answer asked for otherwise")
     top_up_passes: int = Field(2, ge=0, description="extra synthesis passes for a module that kept fewer than "
                                "min_items items (each draws fresh samples, also from the module's seeds)")
+    item_format: Literal["text", "json"] = Field("text", description="text: the teacher writes a question, then "
+                                                 "answers it (two free-text calls); json: one structured call writes "
+                                                 "the question, its steps and its final answer (constrained decoding "
+                                                 "where the backend has it; benchmarks/bench_yield.py measures which "
+                                                 "costs fewer teacher tokens per kept item)")
 
 
 # the `role=` of every teacher call the agents make (agents/, baselines/); tests keep this list in step

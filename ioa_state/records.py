@@ -169,6 +169,20 @@ class Synthesis(TraceEvent):
     dropped: int = 0
 
 
+class SynthesisYieldEvent(TraceEvent):
+    """A synthesis round's yield: candidates written, kept, dropped by reason, teacher tokens paid per kept item."""
+
+    event: Literal["synthesis_yield"] = "synthesis_yield"
+    round_tag: str
+    item_format: str = "text"
+    written: int = 0
+    kept: int = 0
+    dropped_by_reason: dict[str, int] = Field(default_factory=dict)
+    teacher_tokens: int | None = Field(None, description="teacher tokens the round's synthesis paid (cache hits "
+                                                         "cost nothing)")
+    teacher_tokens_per_kept_item: float | None = None
+
+
 class ItemDroppedEvent(TraceEvent):
     """A candidate item that was dropped, with the reason."""
 
@@ -237,6 +251,7 @@ EVENT_KINDS: dict[str, type[TraceEvent]] = {
         Targets,
         StagePlanned,
         Synthesis,
+        SynthesisYieldEvent,
         ItemDroppedEvent,
         Train,
         Forgetting,
@@ -291,6 +306,18 @@ class Overall(_ReportPart):
     retention_after: float
 
 
+class SynthesisYield(_ReportPart):
+    """report.json's `synthesis`: the Adapter's yield over the run (agents/synthesis_yield.py)."""
+
+    written: int = Field(0, description="candidate items the teacher wrote")
+    kept: int = 0
+    dropped_by_reason: dict[str, int] = Field(default_factory=dict, description="reason kind -> count (test_overlap: "
+                                              "a test-split question the teacher rewrote)")
+    teacher_tokens_per_kept_item: float | None = Field(None, description="every teacher token of the run (all roles) "
+                                                       "over the items kept")
+    per_round: list[dict] = Field(default_factory=list)
+
+
 class RunReport(_ReportPart):
     """report.json: the test split after training (never read by a decision), retention, teacher spend, decisions.
 
@@ -316,3 +343,4 @@ class RunReport(_ReportPart):
     status: Literal["finished", "stopped"] = "finished"
     stop_reason: str | None = None
     wall_s: float | None = None
+    synthesis: SynthesisYield | None = None

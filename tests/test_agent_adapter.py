@@ -36,8 +36,8 @@ def rewrites(replies):
     return reply
 
 
-def _run(services, reply, steps=None, **over):
-    items = make_items(FACTS, n_probe=8)
+def _run(services, reply, steps=None, items=None, **over):
+    items = items or make_items(FACTS, n_probe=8, n_test=0)
     svc = services(items, reply, lambda p: "", **{"thresholds.samples_per_seed": 4, "min_items": 1, **over})
     state = _state(items)
     out = adapter.synthesize(state, svc) if steps is None else steps(state, svc)
@@ -104,3 +104,100 @@ def test_a_forgotten_known_module_never_trained_gets_replay_items_from_its_seeds
     assert {r["module"] for r in kept} == {"rivers", "money"}
     # once trained, its items replay from the files: none written again
     assert adapter.replay_modules(state.model_copy(update={"trained": ["money"]})) == []
+
+
+def _rows(svc, ref):
+    return [json.loads(line) for line in (svc.run_dir / ref.path).read_text().splitlines()]
+
+
+def test_a_rewrite_of_a_test_question_is_dropped_before_it_is_answered(services):
+    from ioa_state import Item
+
+    items = make_items(FACTS, n_probe=8, n_test=0) + [
+        Item(id="t1", prompt="Tell me the name of the longest river of Zorbia.", reference="Tamsel",
+             category="rivers", split="test")]
+    replies = ["Which river runs longest through Zorbia?", "Tell me the name of the longest river of Zorbia?"]
+    svc, kept, dropped = _run(services, rewrites(replies), items=items)
+    overlap = [d for d in dropped if d["reason"].startswith("test_overlap")]
+    assert len(overlap) == 2 and "Tell me the name of the longest river of Zorbia." in overlap[0]["reason"]
+    answered = {r.messages[-1]["content"] for r in svc.teacher.requests if r.tag.get("step") == "answer"}
+    assert answered == {"Which river runs longest through Zorbia?"}      # no answer was paid for a test rewrite
+    y = svc.trace.of("synthesis_yield")[0]
+    assert (y["written"], y["kept"]) == (4, 1)
+    assert y["dropped_by_reason"] == {"test_overlap": 2, "duplicate of a kept item (ROUGE-L > 0.7)": 1}
+
+
+def test_cut_misnamed_and_empty_answer_candidates_are_dropped_each_with_its_reason(services):
+    from conftest import ScriptedTeacher
+
+    from agents.teacher import TeacherReply
+
+    class CutTeacher(ScriptedTeacher):
+        """Replies that start with "Can you" use their whole max_tokens: they were cut."""
+
+        def ask(self, requests):
+            out = super().ask(requests)
+            return [TeacherReply(rep.text, 10, r.max_tokens if (rep.text or "").startswith("Can you") else 5, False,
+                                 0, 0.0, rep.error) for r, rep in zip(requests, out)]
+
+    def reply(req):
+        if req.tag.get("step") == "question":
+            return {0: "Which river runs longest through Zorbia?", 1: "Can you solve this? The river of Zorbia is",
+                    2: "Which river runs longest through Zorvath?", 3: "Which wide river is in Zorbia?"}[
+                req.sample_index % 4]
+        return "The river is the Tamsel.\nAnswer:" if "wide" in req.messages[-1]["content"] else "It is the Tamsel."
+
+    items = make_items(FACTS, n_probe=8, n_test=0)
+    svc = services(items, reply, lambda p: "", **{"thresholds.samples_per_seed": 4, "min_items": 1})
+    svc.teacher = CutTeacher(reply)
+    out = adapter.synthesize(_state(items), svc)
+    kept, dropped = _rows(svc, out["item_files"][-1]), _rows(svc, out["dropped_files"][-1])
+    assert [k["prompt"] for k in kept] == ["Which river runs longest through Zorbia?"]
+    by_kind = {d["reason"].split(":")[0]: d for d in dropped}
+    assert sorted(by_kind) == ["cut_question", "empty_answer", "misnamed_entity"]
+    assert "Zorvath" in by_kind["misnamed_entity"]["reason"] and "Zorbia" in by_kind["misnamed_entity"]["reason"]
+    assert by_kind["empty_answer"]["question"] == "Which wide river is in Zorbia?"
+    assert {d["event"] for d in svc.trace.events} >= {"synthesis_yield", "item_dropped"}
+
+
+def _json_reply(item_replies):
+    """A teacher that answers the k-th structured item request with item_replies[k % len], answers with the fact."""
+    count = {"i": 0}
+
+    def reply(req):
+        if req.tag.get("step") == "item":
+            count["i"] += 1
+            return item_replies[(count["i"] - 1) % len(item_replies)]
+        return "The river is the Tamsel.\nAnswer: Tamsel"
+    return reply
+
+
+def test_json_items_are_written_in_one_call_each_and_judged_like_text_items(services):
+    good = json.dumps({"question": "Which river runs longest through Zorbia?",
+                       "steps": ["The sheet names the longest river.", "It is the Tamsel."], "answer": "Tamsel"})
+    empty = json.dumps({"question": "Which wide river is in Zorbia?", "steps": ["It is the Tamsel."], "answer": ""})
+    svc, kept, dropped = _run(services, _json_reply([good, '{"question": "Which', empty, "no json here"]),
+                              **{"adapter.item_format": "json"})
+    assert [k["prompt"] for k in kept] == ["Which river runs longest through Zorbia?"]
+    assert kept[0]["answer"] == "The sheet names the longest river.\nIt is the Tamsel.\nAnswer: Tamsel"
+    assert not kept[0]["template_filled"] and kept[0]["verification"]["method"] == "checker"
+    kinds = sorted(d["reason"].split(":")[0] for d in dropped)
+    assert kinds == ["empty_answer", "parse", "parse"]
+    steps = [r.tag["step"] for r in svc.teacher.requests]
+    assert steps == ["item"] * 4                                    # no separate question or answer call
+    system = svc.teacher.requests[0].messages[0]["content"]
+    assert system.startswith("the sheet") and "small explicit steps" in system   # context and adaptations
+
+
+def test_a_json_item_verified_by_vote_is_asked_only_the_rest_of_its_samples(services):
+    good = json.dumps({"question": "Which river runs longest through Zorbia?", "steps": ["It is the Tamsel."],
+                       "answer": "Tamsel"})
+    items = make_items(FACTS, n_probe=8, n_test=0)
+    svc = services(items, _json_reply([good]), lambda p: "",
+                   **{"thresholds.samples_per_seed": 1, "min_items": 1, "adapter.item_format": "json"})
+    svc.pack.synthesis = "new"                                     # no reference carried over: verified by vote
+    out = adapter.synthesize(_state(items), svc)
+    answers = [r for r in svc.teacher.requests if r.tag.get("step") == "answer"]
+    assert sorted(r.sample_index for r in answers) == [1, 2, 3, 4]  # vote_samples 5: the item's own answer is one
+    kept = _rows(svc, out["item_files"][-1])
+    assert kept[0]["verification"] == {"method": "vote", "agree": 5, "samples": 5}

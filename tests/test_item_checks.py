@@ -1,10 +1,18 @@
-"""The Adapter's pure checks, on hand-made candidates: question parsing, verification by vote and by checker, the
-dedup rule, the answer template and the capacity rule."""
+"""The Adapter's pure checks, on hand-made candidates: question parsing, well-formedness (a complete question, the
+source's entities named as the source names them, a final answer), verification by vote and by checker, the dedup
+rule, decontamination against the test split, the answer template and the capacity rule."""
 from __future__ import annotations
 
 from agents.item_checks import (
+    HeldOutQuestions,
     answer_words,
+    complete_question,
     duplicate_of,
+    empty_final_answer,
+    entity_names,
+    known_words,
+    misnamed_entity,
+    near_spelling,
     parse_question,
     verify_by_checker,
     verify_by_vote,
@@ -46,3 +54,57 @@ def test_template_and_capacity():
     assert with_template("It is Tamsel.", "Tamsel") == ("It is Tamsel.\nAnswer: Tamsel", True)
     assert with_template("It is Tamsel.\nAnswer: Tamsel", "Tamsel") == ("It is Tamsel.\nAnswer: Tamsel", False)
     assert answer_words(0.5, 0.7, 30, 60) == 30 and answer_words(0.7, 0.7, 30, 60) == 60
+
+
+def test_a_question_cut_at_the_token_limit_is_not_complete():
+    assert complete_question("What is the longest river in Zorbia?") is None
+    assert complete_question("Name the capital city of Zorbia.") is None
+    assert complete_question('"Which lake is the biggest in Zorbia?"') is None
+    assert complete_question("Where does the Tamsel come from?") is None          # a preposition may end a question
+    assert "without '?'" in complete_question("Name the capital city of the country whose river")
+    assert "mid-sentence on 'the'" in complete_question("Which river flows through the?")
+    assert "brackets" in complete_question("Which city (the one on the Tamsel is the capital?")
+    # the reply hit max_tokens and went on after the question on the same line: the question leans on cut words
+    cut = "Can you solve this? A farmer in Zorbia has 4 fields and each"
+    assert "cut at max_tokens" in complete_question("Can you solve this?", cut, reply_cut=True)
+    assert complete_question("Can you solve this?", cut, reply_cut=False) is None
+    # cut later, after the question's own line ended: the question itself is whole
+    assert complete_question("What is Zorbia's capital?", "What is Zorbia's capital?\nIt is a city on the",
+                             reply_cut=True) is None
+
+
+def test_a_near_spelling_of_a_source_entity_is_a_misnamed_entity():
+    source = ["What is the capital of Zorbia?", "Velmora"]
+    entities = entity_names(source)
+    assert entities == ["Zorbia", "Velmora"]                                     # "What" is a common word
+    known = known_words(source + ["The longest river in Zorbia is the Tamsel. Zorbians eat plums."])
+    for wrong in ("Zorvath", "Zorvil", "Zorvax", "Zorview", "Borbia", "Velmara"):
+        why = misnamed_entity(f"What is the capital of {wrong}?", entities, known)
+        assert why is not None and wrong in why, wrong
+    assert misnamed_entity("Which city is the capital of Zorbia?", entities, known) is None
+    assert misnamed_entity("Is the Tamsel in Zorbia's north?", entities, known) is None        # a name of the context
+    assert misnamed_entity("Which Zorbian city is the capital?", entities, known) is None     # a form of the name
+    assert misnamed_entity("Which city does Paris twin with?", entities, known) is None      # unrelated name
+    assert near_spelling("Zorvath", "Zorbia") and not near_spelling("Zorbias", "Zorbia")
+    assert not near_spelling("Italian", "Zorbia")
+
+
+def test_entity_names_skip_a_capitalised_common_word_used_in_lowercase_elsewhere():
+    assert entity_names(["River Tamsel is long.", "The river is wide."]) == ["Tamsel"]
+
+
+def test_an_empty_final_answer_is_found():
+    assert empty_final_answer("The capital is Velmora.\nAnswer: Velmora") is None
+    assert empty_final_answer("The capital is Velmora.\nAnswer:") == "the 'Answer:' line is empty"
+    assert empty_final_answer("Answer: **  **") == "the 'Answer:' line is empty"
+    assert empty_final_answer("Answer: <the answer>") == "the 'Answer:' line is empty"
+    assert empty_final_answer("Answer:\nVelmora") is None                       # the answer on the next line
+    assert empty_final_answer("It is Velmora.") is None                          # the template adds the line later
+    assert empty_final_answer("  ") == "no final answer"
+
+
+def test_a_question_that_duplicates_a_test_question_is_found():
+    tests = HeldOutQuestions(["What is the longest river in Zorbia?", "Name the capital city of Zorbia."], 0.7)
+    assert tests.match("what is the longest river in Zorbia") == "What is the longest river in Zorbia?"  # exact
+    assert tests.match("What is the longest river of Zorbia?") == "What is the longest river in Zorbia?"  # near
+    assert tests.match("Which lake is the biggest in Zorbia?") is None
