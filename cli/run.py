@@ -96,6 +96,10 @@ def cmd_status(args) -> int:
         print(f"last decision: {d.kind} - {d.reason}")
     tokens = sum(u.tokens_in + u.tokens_out for u in state.usage.values())
     print(f"teacher tokens: {tokens}")
+    if state.item_files or state.dropped_files:
+        from agents.synthesis_yield import run_yield, yield_line
+
+        print(yield_line(run_yield(run_dir, state.item_files, state.dropped_files, state.usage)))
     return 0
 
 

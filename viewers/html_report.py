@@ -7,7 +7,8 @@ no request of any kind (no CDN, no font, no image), so it opens offline and can 
 - the prerequisite graph: modules in their curriculum stages, every edge with its strength (kept edges solid, edges
   at or below tau_dep dashed);
 - teacher tokens per stage (stacked by role) and per role (input / output);
-- items kept and dropped per synthesis round;
+- items kept and dropped per synthesis round, and the Adapter's yield (written, kept, dropped by reason, teacher
+  tokens per kept item) per round and for the run;
 - the decision timeline, with each decision's reason, numbers and thresholds;
 - a sample of kept and dropped items per module, with the reason of each drop (from items/*.jsonl).
 
@@ -428,6 +429,31 @@ def items_chart(events: list[dict]) -> str:
                         {"kept": "#2ca02c", "dropped": "#d62728"}, "items")
 
 
+def yield_table(run_dir: Path, state: dict, events: list[dict]) -> str:
+    """The Adapter's yield per synthesis round and for the run (agents/synthesis_yield.py)."""
+    from agents import synthesis_yield as sy
+
+    kept = [(r["path"], _read_jsonl(run_dir, r["path"])) for r in state.get("item_files") or []]
+    dropped = [(r["path"], _read_jsonl(run_dir, r["path"])) for r in state.get("dropped_files") or []]
+    if not kept and not dropped:
+        return "<p class='muted'>No items synthesized yet.</p>"
+    y = sy.from_rows(kept, dropped, sy.usage_tokens(state.get("usage") or {}), events)
+
+    def row(label: str, r: dict) -> str:
+        share = f"{r['kept'] / r['written']:.0%}" if r["written"] else "-"
+        reasons = ", ".join(f"{esc(k)}: {n}" for k, n in r["dropped_by_reason"].items()) or "-"
+        tokens = "-" if r.get("teacher_tokens") is None else f"{r['teacher_tokens']:,}"
+        return (f"<tr><td class='rnd'>{esc(label)}</td><td class='num'>{r['written']}</td>"
+                f"<td class='num'>{r['kept']}</td><td class='num'>{share}</td><td>{reasons}</td>"
+                f"<td class='num'>{tokens}</td><td class='num'>{f2(r['teacher_tokens_per_kept_item'], 1)}</td></tr>")
+
+    rows = [row(r["round_tag"].replace("-", " "), r) for r in y["per_round"]] + [row("run (all roles)", y)]
+    return ("<table class='yield'><thead><tr><th>round</th><th>written</th><th>kept</th><th>kept share</th>"
+            "<th>dropped by reason</th><th>teacher tokens</th><th>tokens per kept item</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table><p class='caption'>A round's tokens are those its synthesis paid "
+            "(cache hits cost nothing); the run's are every teacher token of the run, all roles.</p>")
+
+
 def decision_chart(state: dict) -> str:
     decisions = state.get("decisions") or []
     if not decisions:
@@ -669,6 +695,7 @@ def render_html(run_dir: Path, state=None) -> str:
         f"<section><h2>Teacher tokens per role</h2>{tokens_per_role_chart(state)}</section>",
         "</div>",
         f"<section><h2>Items kept and dropped per synthesis round</h2>{items_chart(events)}</section>",
+        f"<section><h2>Synthesis yield</h2>{yield_table(run_dir, state, events)}</section>",
         f"<section><h2>Decision timeline</h2>{decision_chart(state)}{decisions_table(state)}</section>",
         "<section><h2>Items per module</h2><label><input type='checkbox' id='only-drops'> only dropped items</label>"
         f"{item_samples(run_dir, state)}</section>",
