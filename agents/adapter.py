@@ -164,7 +164,8 @@ def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], g
 
 def question_form(plan: RoundPlan, cand: Candidate) -> str | None:
     """The drop reason of a question that is cut or misnames its source's entities, else None."""
-    why = complete_question(cand.question, cand.reply, cand.reply_cut)
+    bound = item_drafts.QUESTION_MAX_CHARS if cand.drafted is not None else None
+    why = complete_question(cand.question, cand.reply, cand.reply_cut, bound)
     if why is not None:
         return f"cut_question: {why}"
     why = misnamed_entity(cand.question, cand.entities(), plan.known)
@@ -325,7 +326,7 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
             dropped.append(dropped_item(plan, s.module, s.source, s.wrong, s.level, attempt, rep.raw, why))
             continue
         candidates.append(Candidate(s.module, s.source, s.wrong, tmpl, s.level, rep.value.question.strip(), attempt,
-                                    reply=rep.raw or "", drafted=item_drafts.answer_text(rep.value)))
+                                    drafted=item_drafts.answer_text(rep.value)))
     return candidates, dropped
 
 

@@ -105,15 +105,19 @@ DANGLING_WORDS = frozenset({"a", "an", "the", "and", "or", "but", "nor", "whose"
                             "than", "because", "whether", "very", "every"})
 
 
-def complete_question(question: str, reply: str | None = None, reply_cut: bool = False) -> str | None:
+def complete_question(question: str, reply: str | None = None, reply_cut: bool = False,
+                      max_chars: int | None = None) -> str | None:
     """Why a question is not complete (it was cut at the token limit), or None when it is.
 
-    Incomplete: it does not end with '?', '.' or '!' (closing quotes and brackets aside); its last word is one no
-    sentence ends on (DANGLING_WORDS: "... the capital of the?"); its brackets do not close; or the teacher's reply
-    was cut at max_tokens (`reply_cut`, its finish reason "length") and the reply goes on after the question on the
-    question's own line, so the question may lean on words that were cut ("Can you solve this? A farmer has 4").
+    Incomplete: it fills `max_chars` (a structured item's bound on its question: the grammar closed it there); it
+    does not end with '?', '.' or '!' (closing quotes and brackets aside); its last word is one no sentence ends on
+    (DANGLING_WORDS: "... the capital of the?"); its brackets do not close; or the teacher's reply was cut at
+    max_tokens (`reply_cut`, its finish reason "length") and the reply goes on after the question on the question's
+    own line, so the question may lean on words that were cut ("Can you solve this? A farmer has 4").
     """
     q = (question or "").strip()
+    if max_chars is not None and len(q) >= max_chars:
+        return f"the question fills its {max_chars}-character bound: {q[-40:]!r}"
     body = q.rstrip("\"'”’)] ")
     if not body or body[-1] not in "?.!":
         return f"the question ends without '?' or a full stop: {q[-40:]!r}"

@@ -13,12 +13,14 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 ITEM_MAX_TOKENS = 192  # the reply budget of one structured item call (question + steps + answer, JSON included)
+QUESTION_MAX_CHARS = 160  # a question that fills this bound was closed by the grammar, not by the teacher: cut
 
 
 class ItemDraft(BaseModel):
     """One practice item: a new question, its solution in a few short steps, and the final answer alone."""
 
-    question: str = Field(min_length=8, max_length=160, description="the new question, one sentence")
+    question: str = Field(min_length=8, max_length=QUESTION_MAX_CHARS, description="the new question, one sentence "
+                                                                         "ending with a question mark")
     steps: list[Annotated[str, Field(max_length=100)]] = Field(min_length=1, max_length=3,
                                                                 description="the solution in short steps")
     answer: str = Field(max_length=60, description="the final answer only: a name, a number or a few words")

@@ -71,6 +71,9 @@ def test_a_question_cut_at_the_token_limit_is_not_complete():
     # cut later, after the question's own line ended: the question itself is whole
     assert complete_question("What is Zorbia's capital?", "What is Zorbia's capital?\nIt is a city on the",
                              reply_cut=True) is None
+    # a structured item's question that fills its bound was closed by the grammar there
+    assert "160-character bound" in complete_question("Which " + "very " * 30 + "long river?", max_chars=160)
+    assert complete_question("Which river is the longest?", max_chars=160) is None
 
 
 def test_a_near_spelling_of_a_source_entity_is_a_misnamed_entity():
