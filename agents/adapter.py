@@ -91,7 +91,7 @@ class Candidate:
     question: str
     pass_: int
     reply: str = ""  # the teacher's whole reply the question was parsed from
-    reply_cut: bool = False  # that reply stopped at its max_tokens (finish reason "length")
+    reply_cut: bool = False  # that reply used all its max_tokens (finish reason "length")
     drafted: str | None = None  # item_format json: the answer written with the question (steps and final answer)
 
     def entities(self) -> list[str]:
@@ -132,7 +132,7 @@ def answer_samples(svc: Services, src: Item) -> int:
 
 def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], gate: list[Item],
           kept_texts: list[tuple[str, str]], kept_in_module: int, names: list[str]) -> Judged:
-    """Verify, deduplicate, template and cap one candidate (the IOA judge)."""
+    """Verify, check the answer's form, deduplicate, template and cap one candidate (the IOA judge)."""
     cfg = svc.cfg
     if needs_vote(svc, cand.source):
         v = verify_by_vote(samples, cfg.thresholds.vote_agree)
@@ -325,8 +325,8 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
             why = f"parse: {rep.error}" if rep.raw is not None else f"teacher error: {rep.error}"
             dropped.append(dropped_item(plan, s.module, s.source, s.wrong, s.level, attempt, rep.raw, why))
             continue
-        candidates.append(Candidate(s.module, s.source, s.wrong, tmpl, s.level, rep.value.question.strip(), attempt,
-                                    drafted=item_drafts.answer_text(rep.value)))
+        candidates.append(Candidate(s.module, s.source, s.wrong, tmpl, s.level, item_drafts.question_text(rep.value),
+                                    attempt, drafted=item_drafts.answer_text(rep.value)))
     return candidates, dropped
 
 
@@ -446,13 +446,16 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
                            f"backend, or continue with `ioa resume {state.run_id} --set min_items=1`")
     ref = write_jsonl(svc.run_dir, f"items/{plan.tag}.jsonl", [r.model_dump(exclude_none=True) for r in kept],
                       kind="items", stage=plan.stage, round=plan.stage_round)
-    svc.progress(f"synthesize {plan.tag}: kept {len(kept)} items ({dict(counts)}), dropped {len(dropped)}")
+    tpk = y["teacher_tokens_per_kept_item"]
+    svc.progress(f"synthesize {plan.tag}: kept {len(kept)} items ({dict(counts)}), dropped {len(dropped)}"
+                 + (f"; {tpk:,.0f} teacher tokens paid per kept item" if tpk is not None else ""))
     return {"item_files": state.item_files + [ref], "dropped_files": state.dropped_files + [drop_ref],
             "phase": "synthesized", "usage": svc.usage()}
 
 
 def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STEPS) -> dict:
-    """The Adapter node: write, shape, verify and deduplicate the round's items (top-up passes when short)."""
+    """The Adapter node: write, screen, shape, verify and deduplicate the round's items (top-up passes when
+    short)."""
     plan = round_plan(state, svc)
     paid_before = synthesis_yield.usage_tokens(svc.usage())
     svc.progress(f"synthesize {plan.tag}: {plan.mode} items for {', '.join(plan.modules)}")

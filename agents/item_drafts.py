@@ -26,9 +26,20 @@ class ItemDraft(BaseModel):
     answer: str = Field(max_length=60, description="the final answer only: a name, a number or a few words")
 
 
+_ANSWER_MARK = re.compile(r"(?i)^\s*(final\s+)?answer\s*:\s*")
+
+
+def question_text(draft: ItemDraft) -> str:
+    """The question as the student sees it (a "Question:" label the teacher wrote in front of it removed)."""
+    return re.sub(r"(?i)^\s*(new question|question|q)\s*[:\-]\s*", "", draft.question).strip()
+
+
 def answer_text(draft: ItemDraft) -> str:
     """The answer the student learns: the steps, one a line, then the template's "Answer: ..." line (an "Answer:"
-    the teacher put inside the answer field is not repeated; an empty answer stays empty, for the judge to drop)."""
-    final = re.sub(r"(?i)^\s*(final\s+)?answer\s*:\s*", "", draft.answer.strip())
+    label inside the answer field, or a last step that is an "Answer:" line, is not repeated; an empty answer stays
+    empty, for the judge to drop)."""
+    final = _ANSWER_MARK.sub("", draft.answer.strip())
     steps = [s.strip() for s in draft.steps if s.strip()]
+    if steps and _ANSWER_MARK.match(steps[-1]):
+        steps.pop()
     return "\n".join(steps + [f"Answer: {final}".rstrip()])

@@ -6,7 +6,7 @@ import json
 
 from conftest import varied_tiny_model
 
-from agents.item_drafts import ITEM_MAX_TOKENS, ItemDraft, answer_text
+from agents.item_drafts import ITEM_MAX_TOKENS, ItemDraft, answer_text, question_text
 from training.generate import generate
 
 
@@ -26,3 +26,6 @@ def test_answer_text_is_the_steps_then_one_answer_line():
                   answer="Answer: Tamsel")
     assert answer_text(d) == "Recall the rivers.\nIt is the Tamsel.\nAnswer: Tamsel"
     assert answer_text(d.model_copy(update={"answer": " "})).endswith("\nAnswer:")   # left empty for the judge
+    twice = d.model_copy(update={"steps": ["It is the Tamsel.", "Answer: Tamsel"], "answer": "Tamsel"})
+    assert answer_text(twice) == "It is the Tamsel.\nAnswer: Tamsel"                  # one answer line
+    assert question_text(d.model_copy(update={"question": "Question: Which river?"})) == "Which river?"
