@@ -8,8 +8,8 @@ the node runs these steps, each a function below:
    `adapter.item_format: json` one structured call writes the question, its steps and its final answer together
    (agents/item_drafts.py) instead of a question call and an answer call.
 2. `screen`: before any answer is paid for, a question that is cut (`cut_question`), misnames an entity its source
-   names (`misnamed_entity`) or duplicates a test-split question (`test_overlap`, the only use of the test split
-   before the report) is dropped (the pure checks of agents/item_checks.py).
+   names (`misnamed_entity`, on packs whose items paraphrase their source) or duplicates a test-split question
+   (`test_overlap`, the only use of the test split before the report) is dropped (agents/item_checks.py).
 3. `answer_candidates`: the teacher answers each question with the enabled adaptations in its system prompt
    (concretization, decomposition, cognitive-load control, a fixed template, plain language; each a prompt file),
    shaped to the student's capacity; `vote_samples` samples where the answer must be verified by agreement.
@@ -73,6 +73,7 @@ class RoundPlan:
     mode: str
     context: str | None
     known: frozenset[str] = frozenset()  # words of the context and the pack's training items (misnamed_entity)
+    check_names: bool = True  # paraphrase packs only: a rewrite of a new problem may rename its people
 
     @property
     def where(self) -> dict:
@@ -168,7 +169,7 @@ def question_form(plan: RoundPlan, cand: Candidate) -> str | None:
     why = complete_question(cand.question, cand.reply, cand.reply_cut, bound)
     if why is not None:
         return f"cut_question: {why}"
-    why = misnamed_entity(cand.question, cand.entities(), plan.known)
+    why = misnamed_entity(cand.question, cand.entities(), plan.known) if plan.check_names else None
     return None if why is None else f"misnamed_entity: {why}"
 
 
@@ -177,6 +178,8 @@ def answer_form(plan: RoundPlan, cand: Candidate, answer: str) -> str | None:
     why = empty_final_answer(answer)
     if why is not None:
         return f"empty_answer: {why}"
+    if not plan.check_names:
+        return None
     why = misnamed_entity(answer, cand.entities(), plan.known | known_words([cand.question]))
     return None if why is None else f"misnamed_entity: in the answer, {why}"
 
@@ -209,7 +212,8 @@ def round_plan(state: LearnerState, svc: Services) -> RoundPlan:
     return RoundPlan(tag=f"c{state.cycle}-s{stage.index}-r{stage.rounds}", modules=list(modules),
                      simplify=state.mode == "simplify", round_no=state.total_rounds, stage=stage.index,
                      stage_round=stage.rounds, cycle=state.cycle, mode=state.mode, context=context,
-                     known=frozenset(known_words([context or ""] + training)))
+                     known=frozenset(known_words([context or ""] + training)),
+                     check_names=svc.pack_synthesis() == "paraphrase")
 
 
 def sources(state: LearnerState, svc: Services, module: str) -> list[tuple[Item, str | None]]:
@@ -331,15 +335,16 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
 
 
 def screen(svc: Services, plan: RoundPlan, candidates: list[Candidate]) -> tuple[list[Candidate], list[DroppedItem]]:
-    """Step 2: drop, before their answers are paid for, the questions that duplicate a test-split question (exact or
-    ROUGE-L > adapter.dedup_rouge; only the question text is compared), are cut, or misname their source's entities."""
-    bar = svc.cfg.adapter.dedup_rouge
+    """Step 2: drop, before their answers are paid for, the questions that duplicate a test-split question (exact, or
+    content-word ROUGE-L >= adapter.test_overlap_rouge; only the question text is compared), are cut, or misname
+    their source's entities."""
+    bar = svc.cfg.adapter.test_overlap_rouge
     tests = HeldOutQuestions([it.prompt for it in svc.items.values() if it.split == "test"], bar)
     kept, dropped = [], []
     for c in candidates:
         hit = tests.match(c.question)
-        why = (f"test_overlap: duplicates the test question {hit!r} (exact or ROUGE-L > {bar})" if hit is not None
-               else question_form(plan, c))
+        why = (f"test_overlap: duplicates the test question {hit!r} (exact, or content-word ROUGE-L >= {bar})"
+               if hit is not None else question_form(plan, c))
         if why is None:
             kept.append(c)
         else:

@@ -80,8 +80,9 @@ def wrong_seeds(svc: Services, seeds: list[Item]) -> dict[str, str]:
 def augment(w: _Augmenter, costs: _PairCosts, wrong: dict[str, str], teacher_answers: dict[str, str], round_no: int,
             budget_left: int, seen: set[str]) -> tuple[list[dict], list[dict], int]:
     """Step 4: new items from the wrong seed items only, within `budget_left` tokens; (kept, dropped, spent)."""
-    from baselines.oneshot import _answers, _questions
+    from baselines.oneshot import _answers, _questions, held_out_questions
 
+    held_out = held_out_questions(w.svc)
     by_id = {s.id: s for s in w.seeds}
     plan = [(by_id[i], j) for i in sorted(wrong) for j in range(w.cfg.thresholds.samples_per_seed)]
     kept: list[dict] = []
@@ -95,7 +96,7 @@ def augment(w: _Augmenter, costs: _PairCosts, wrong: dict[str, str], teacher_ans
         q_replies = w.svc.teacher.ask([req for _, req, _ in batch])
         cost = [r.tokens_in + r.tokens_out for r in q_replies]
         spent += w.count(q_replies)
-        todo = _questions(batch, q_replies, seen, dropped)
+        todo = _questions(batch, q_replies, seen, dropped, held_out)
         a_replies = w.svc.teacher.ask([w.answer(q, batch[bi][0], round_no) for bi, q in todo])
         spent += w.count(a_replies)
         _answers(batch, todo, a_replies, cost, costs, kept, dropped)

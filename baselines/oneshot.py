@@ -173,8 +173,18 @@ class _PairCosts:
                 self.question_max[i] = max(self.question_max.get(i, 0), c)
 
 
-def _questions(batch, q_replies, seen: set[str], dropped: list[dict]) -> list[tuple[int, str]]:
-    """(batch index, question) of every rewrite that parsed and is new; the rest go to `dropped`."""
+def held_out_questions(svc: Services):
+    """The test split's questions (decontamination, as the Adapter does: every arm drops a rewrite that duplicates
+    a test question, agents/item_checks.HeldOutQuestions at adapter.test_overlap_rouge)."""
+    from agents.item_checks import HeldOutQuestions
+
+    tests = [it.prompt for it in svc.items.values() if it.split == "test"]
+    return HeldOutQuestions(tests, svc.cfg.adapter.test_overlap_rouge)
+
+
+def _questions(batch, q_replies, seen: set[str], dropped: list[dict], held_out=None) -> list[tuple[int, str]]:
+    """(batch index, question) of every rewrite that parsed, is new and is no test question; the rest go to
+    `dropped`."""
     from agents.item_checks import parse_question
 
     todo = []
@@ -186,6 +196,8 @@ def _questions(batch, q_replies, seen: set[str], dropped: list[dict]) -> list[tu
                             else f"teacher error: {rep.error}"})
         elif _norm(q) in seen:
             dropped.append({**base, "question": q, "reason": "exact duplicate of a kept question"})
+        elif held_out is not None and (hit := held_out.match(q)) is not None:
+            dropped.append({**base, "question": q, "reason": f"test_overlap: duplicates the test question {hit!r}"})
         else:
             seen.add(_norm(q))
             todo.append((bi, q))
@@ -217,6 +229,7 @@ def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lam
     kept: list[dict] = []
     dropped: list[dict] = []
     seen: set[str] = set()
+    held_out = held_out_questions(svc)
     spent, n_next = 0, 0
     while (k := costs.batch_size(n_next, budget - spent)) > 0:  # 0: the next pair would pass the budget
         batch = [w.question(n) for n in range(n_next, n_next + k)]
@@ -224,7 +237,7 @@ def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lam
         q_replies = svc.teacher.ask([req for _, req, _ in batch])
         cost = [rep.tokens_in + rep.tokens_out for rep in q_replies]
         spent += w.count(q_replies)
-        todo = _questions(batch, q_replies, seen, dropped)
+        todo = _questions(batch, q_replies, seen, dropped, held_out)
         a_replies = svc.teacher.ask([w.answer(q, batch[bi][0], batch[bi][1].sample_index % SEED_STRIDE)
                                      for bi, q in todo])
         spent += w.count(a_replies)

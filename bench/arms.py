@@ -144,9 +144,37 @@ def ensure_matched(arm: str, cfg: RunConfig, ioa_dir: Path, ioa_report: dict, pr
         progress(f"bench: {cfg.run_id}: its budget or steps differ from {ioa_report.get('run_id')}'s: redoing it "
                  f"(cached teacher calls are free)")
     action = "resume" if (run_dir / "teacher_cache.sqlite").is_file() else "run"
+    shared = evaluation_tokens(ioa_dir)
     run_dir, data = (run_oneshot if arm == "oneshot" else run_llm2llm)(cfg, ioa_dir, cfg.run_id, progress,
-                                                                     budget=want)
-    return run_dir, data, action
+                                                                     budget=max(0, want - shared))
+    return run_dir, charge_shared(run_dir, want, shared), action
+
+
+def evaluation_tokens(ioa_dir: Path) -> int:
+    """Teacher tokens the IOA run paid for the test split's teacher answers (node diagnose:test): the report's
+    reference, which the matched arms use too, so it is charged to each of them (§5: shared, charged to each arm
+    that uses it)."""
+    from agents.tracing import read_lines
+
+    return sum(int(e.get("tokens_in") or 0) + int(e.get("tokens_out") or 0)
+               for e in read_lines(Path(ioa_dir) / "trace.jsonl")
+               if e.get("event") == "teacher_call" and e.get("node") == "diagnose:test" and not e.get("cached"))
+
+
+def charge_shared(run_dir: Path, budget: int, shared: int) -> dict:
+    """A matched arm's report with the shared evaluation tokens charged: its spend includes them, its budget is the
+    bench's (the synthesis got budget - shared)."""
+    from agents.runtime import write_json
+    from ioa_state.records import RunReport
+
+    data = read_report(run_dir / "report.json")
+    base = data.setdefault("baseline", {})
+    if base.get("shared_tokens") is None:
+        data["teacher_tokens"] = int(data["teacher_tokens"]) + shared
+        base.update({"budget": budget, "synthesis_budget": budget - shared, "shared_tokens": shared,
+                     "shared_note": "the IOA run's test-split teacher answers (the retention reference), charged"})
+        write_json(run_dir, "report.json", RunReport.model_validate(data).model_dump(), kind="report")
+    return data
 
 
 def row(seed: int, arm: str, run_dir: Path, report: dict, action: str, *, before: bool = False) -> dict:

@@ -82,6 +82,9 @@ class AdapterConfig(_Strict):
                                     "(a free-text reference: a paraphrase scores well below 1)")
     dedup_rouge: float = Field(0.7, ge=0, le=1, description="ROUGE-L above which a candidate duplicates a kept or gate "
                                "item (the algorithm page's rule)")
+    test_overlap_rouge: float = Field(0.9, ge=0, le=1, description="ROUGE-L over content words (function words left "
+                                      "out) at or above which a synthesized question copies a test-split question "
+                                      "and is dropped (decontamination, every arm)")
     short_answer_words: int = Field(30, ge=5, description="longest answer asked for while the module's mastery ratio "
                                     "is below tau_low (a weak student gets shorter items)")
     answer_words: int = Field(60, ge=5, description="longest answer asked for otherwise")
@@ -239,7 +242,8 @@ class StudentConfig(_Strict):
 class TaskConfig(_Strict):
     """The task pack (the domain) and its splits."""
 
-    pack: str = Field("zorbia", description="zorbia (embedded default) | gsm8k | humaneval | jsonl")
+    pack: str = Field("zorbia-mixed", description="zorbia-mixed (embedded default) | zorbia | gsm8k | humaneval | "
+                                                  "jsonl")
     path: str | None = Field(None, description="data file for the jsonl pack")
     prompt_field: str = "prompt"
     answer_field: str | None = "answer"
@@ -293,8 +297,9 @@ class RunConfig(_Strict):
 
 
 EMBEDDED_DEFAULT: dict = {
-    # What `ioa run` with no config runs: the Zorbia pack, SmolLM2 as teacher (with the knowledge sheet) and student
-    # (without it), the paper's thresholds except one, sized to finish in minutes on 2 CPU cores.
+    # What `ioa run` with no config runs: the zorbia-mixed pack (the Zorbia sheet's facts and general knowledge the
+    # student already has), SmolLM2 as teacher (with the knowledge sheet) and student (without it), the paper's
+    # thresholds except one.
     "thresholds": {"max_remedial_rounds": 2},  # paper: 5; a stalled stage gives up after 3 rounds, not 6
     # SmolLM2-135M never repaired its JSON when re-asked (0 of 12 in our runs); 32 rows a batch make the in-process
     # teacher's sampling about 20% faster than 16 on 2 cores, with the same replies (rows are sampled independently)

@@ -1,8 +1,9 @@
 """Pick a task pack by name: `load_pack(TaskConfig) -> TaskPack`, validated up front.
 
-Packs: "zorbia" (the embedded default, tasks.zorbia, imported lazily), "gsm8k", "humaneval" and "jsonl". The pack's
-items are built and split here, so a user's mistake (unknown pack, missing file, empty data, a field name the records
-lack, fewer items than the splits need) surfaces as one ioa_state.ConfigError line before a run starts.
+Packs: "zorbia-mixed" (the embedded default) and "zorbia" (tasks.zorbia, imported lazily), "gsm8k", "humaneval" and
+"jsonl". The pack's items are built and split here, so a user's mistake (unknown pack, missing file, empty data, a
+field name the records lack, fewer items than the splits need) surfaces as one ioa_state.ConfigError line before a
+run starts.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The embedded default's task pack: knowledge about Zorbia, an invented country.
+"""Two task packs about Zorbia, an invented country: `zorbia-mixed` (the embedded default) and `zorbia`.
 
 Distilling a knowledge document into weights (context distillation): the teacher is a chat model given the Zorbia
 knowledge sheet as its system prompt (the pack's `context`), the student the same or a smaller model without it. No
@@ -6,8 +6,8 @@ model knows these facts unaided, so the student starts far behind, and every phr
 one that no training item copies. Facts and phrasings live in packs/zorbia.json; categories become modules.
 Split per fact, deterministic for `split_seed`: 1 phrasing seeds synthesis, 3 are probes, the rest are test items.
 
-`zorbia-mixed` (ZorbiaMixedPack, packs/zorbia_mixed.json) is the candidate next embedded default of issue 12: the
-same sheet extended, plus modules the student already knows. Its measurements:
+`zorbia-mixed` (ZorbiaMixedPack, packs/zorbia_mixed.json) is the embedded default since issue 12: the same sheet
+extended, plus modules the student already knows. Its measurements:
 
 The embedded default's task pack: bake a knowledge document into a student without breaking what it already knows.
 

@@ -190,8 +190,15 @@ def test_oneshot_spends_the_ioa_budget_and_the_same_steps(first):
         assert one["baseline"]["budget"] == budget
         assert 0.95 * budget <= one["teacher_tokens"] <= budget
         assert one["optimizer_steps"] == ioa["optimizer_steps"] == rows[("oneshot", seed)]["optimizer_steps"]
+        # the IOA run's test-split teacher answers (the retention reference both arms use) are charged to it too
+        shared = sum(e["tokens_in"] + e["tokens_out"] for e in map(json.loads, (Path(rows[("ioa", seed)]["run_dir"]) /
+                     "trace.jsonl").read_text().splitlines()) if e["event"] == "teacher_call"
+                     and e.get("node") == "diagnose:test" and not e["cached"])
+        assert shared > 0 and one["baseline"]["shared_tokens"] == shared
+        assert one["baseline"]["synthesis_budget"] == budget - shared
         u = one["usage"]["adapter"]
-        assert u["tokens_in"] + u["tokens_out"] == one["teacher_tokens"] == rows[("oneshot", seed)]["teacher_tokens"]
+        assert u["tokens_in"] + u["tokens_out"] + shared == one["teacher_tokens"]
+        assert one["teacher_tokens"] == rows[("oneshot", seed)]["teacher_tokens"]
         # uniform over the seed items: every seed item asked as often as any other, give or take one
         run_dir = Path(rows[("oneshot", seed)]["run_dir"])
         records = [json.loads(line) for f in ("oneshot.jsonl", "oneshot-dropped.jsonl")
