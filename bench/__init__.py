@@ -58,9 +58,11 @@ def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str |
               budget: int | None = None) -> dict:
     """Run (or reuse) every arm for every seed; write bench.json and bench.svg into out_dir; return the result.
 
-    `budget`: every arm gets this many teacher tokens (IOA and the ablations stop cleanly at it, the matched arms
-    spend it); None: the matched arms get the IOA run's own spend."""
+    `budget` (default: the config's teacher.token_budget): every arm gets this many teacher tokens (IOA and the
+    ablations stop cleanly at it, the matched arms spend it); None in both: the matched arms get the IOA run's own
+    spend."""
     progress = progress or (lambda m: None)
+    budget = budget if budget is not None else cfg.teacher.token_budget  # the config's budget is the bench's
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms:

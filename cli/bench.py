@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
     b.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     b.add_argument("--budget", type=int, metavar="N",
                    help="give every arm N teacher tokens (IOA and the ablations stop cleanly at N); default: the "
-                   "matched arms get the IOA run's own spend")
+                   "config's teacher.token_budget (the embedded default's: 120000), else the matched arms get the IOA "
+                   "run's own spend")
     b.add_argument("--budgets", type=int, nargs="+", metavar="N",
                    help="a sweep: the bench at each budget, then the retention-vs-budget curve (sweep.json, "
                    "sweep.svg)")
@@ -47,7 +48,7 @@ def cmd_bench(args) -> int:
     seeds = list(dict.fromkeys(args.seeds))
     runs_dir = args.runs_dir or cfg.runs_dir
     out = args.out or str(Path(runs_dir) / "bench")
-    budgets = args.budgets or [args.budget]
+    budgets = args.budgets or [args.budget if args.budget is not None else cfg.teacher.token_budget]
     if args.budgets and args.budget is not None:
         raise ConfigError("give either --budget N or --budgets A B C, not both")
     if any(b is not None and b <= 0 for b in budgets):

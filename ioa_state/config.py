@@ -303,7 +303,9 @@ EMBEDDED_DEFAULT: dict = {
     "thresholds": {"max_remedial_rounds": 2},  # paper: 5; a stalled stage gives up after 3 rounds, not 6
     # SmolLM2-135M never repaired its JSON when re-asked (0 of 12 in our runs); 32 rows a batch make the in-process
     # teacher's sampling about 20% faster than 16 on 2 cores, with the same replies (rows are sampled independently)
-    "teacher": {"max_reasks": 0, "concurrency": 32},
+    # the default budget (§5: arms are compared at one teacher-token budget): the first diagnosis (about 51k tokens,
+    # 28k of them the test split's teacher answers) and a few rounds; sized so that a run takes minutes, not an hour
+    "teacher": {"max_reasks": 0, "concurrency": 32, "token_budget": 120_000},
 }
 
 
