@@ -108,15 +108,20 @@ def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str |
                   "budget": "teacher tokens given to every arm (null: the matched arms got the IOA run's spend)"},
     }
     result["table"] = format_table(result)
-    out.mkdir(parents=True, exist_ok=True)
+    _write(out, "bench", result, render_svg(result))
+    return result
+
+
+def _write(out: Path, name: str, data: dict, svg: str) -> None:
+    """<out>/<name>.json and <out>/<name>.svg, each written atomically; `data` learns its out_dir."""
     from agents.runtime import write_json
 
-    write_json(out, "bench.json", result)
-    tmp = out / ".bench.svg.tmp"
-    tmp.write_text(render_svg(result))
-    tmp.replace(out / "bench.svg")
-    result["out_dir"] = str(out)
-    return result
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out, f"{name}.json", data)
+    tmp = out / f".{name}.svg.tmp"
+    tmp.write_text(svg)
+    tmp.replace(out / f"{name}.svg")
+    data["out_dir"] = str(out)
 
 
 def run_sweep(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[int], runs_dir: str | Path | None = None,
@@ -124,8 +129,6 @@ def run_sweep(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[i
     """The bench at each budget (its bench.json under <out>/b<budget>/), then the retention-vs-budget curve:
     <out>/sweep.json (per budget and arm: retention_deficient, retention_overall, tokens spent; mean and spread) and
     <out>/sweep.svg."""
-    from agents.runtime import write_json
-
     runs_dir = str(runs_dir or cfg.runs_dir)
     out = Path(out_dir) if out_dir else Path(runs_dir) / "bench"
     results = [run_bench(cfg, seeds, arms, runs_dir, out / f"b{b}", progress, budget=b)
@@ -134,12 +137,7 @@ def run_sweep(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[i
              "seeds": results[0]["seeds"], "arms": results[0]["arms"], "budgets": [r["budget"] for r in results],
              "points": sweep_points(results)}
     sweep["table"] = format_sweep(sweep)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out, "sweep.json", sweep)
-    tmp = out / ".sweep.svg.tmp"
-    tmp.write_text(render_curve(sweep))
-    tmp.replace(out / "sweep.svg")
-    sweep["out_dir"] = str(out)
+    _write(out, "sweep", sweep, render_curve(sweep))
     return sweep
 
 

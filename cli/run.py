@@ -88,7 +88,7 @@ def cmd_status(args) -> int:
         r = ped.mastery_ratio(ps, m.teacher_score or 0.0, eps) if ps is not None else None
         status = ("passed" if k in state.passed else "not mastered" if k in state.not_mastered else
                   "in stage" if stage and k in stage.modules else "target" if k in state.targets else
-                  "teacher-limited" if m.teacher_limited else "-")
+                  "teacher-limited" if m.teacher_limited else "known (watched)" if k in state.known else "-")
         print(f"{k[:17]:<18}{(m.teacher_score or 0):>6.2f}{ps if ps is not None else float('nan'):>6.2f}"
               f"{r if r is not None else float('nan'):>6.2f}  {status}")
     if state.decisions:

@@ -530,7 +530,7 @@ def modules_table(state: dict, report: dict | None) -> str:
             f"<td class='num'>{f2(ratio)}</td><td class='num'>{f2((state.get('gap') or {}).get(k))}</td>"
             f"<td class='num'>{f2(r.get('before'))} → {f2(r.get('after'))}</td>"
             f"<td><span class='pill' style='background:{STATUS_COLORS.get(st, '#fff')};color:#222'>"
-            f"{esc(st)}</span></td>"
+            f"{esc(st)}</span>{'<br>' + esc(r['why_not_taught']) if r.get('why_not_taught') else ''}</td>"
             f"<td>{esc('; '.join(m.get('fallbacks') or []) or '')}</td></tr>"
         )
     if not rows:
@@ -671,6 +671,11 @@ def render_html(run_dir: Path, state=None) -> str:
             ("optimizer steps", state.get("optimizer_steps", 0)), ("teacher tokens", f"{tokens:,}"),
             ("decisions", len(state.get("decisions") or [])),
             ("test retention", f"{f2(ov.get('retention_before'))} → {f2(ov.get('retention_after'))}" if ov else "-")]
+    for label, key in (("deficient at start", "deficient_overall"), ("known at start (score)", "known_overall")):
+        g = (report or {}).get(key)
+        if g:
+            kpis.append((label, f"{f2(g['retention_before'])} → {f2(g['retention_after'])}" if key[0] == "d"
+                         else f"{f2(g['before'])} → {f2(g['after'])}"))
     thr = ", ".join(f"{k} {th[k]}" for k in ("tau_gap", "tau_dep", "tau_low", "tau_mastery") if k in th)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
