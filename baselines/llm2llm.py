@@ -41,7 +41,7 @@ from baselines.oneshot import (
     build_oneshot_report,
     distill_teacher,
 )
-from ioa_state import ConfigError, Item, RunConfig
+from ioa_state import Item, RunConfig
 from ioa_state.records import RunReport
 
 MAX_ROUNDS = 8  # a safety cap; the budget usually ends the loop first
@@ -172,13 +172,15 @@ def _report(svc: Services, w: _Augmenter, ioa_state, ioa_report: dict, phase: _P
     """The LLM2LLM arm's report.json (the one-shot arm's layout, plus its rounds), written into the run."""
     after = _score_test(svc, ioa_state)
     cfg, stats, dropped = svc.cfg, tally["stats"], tally["dropped"]
+    losses = stats.losses if stats and stats.losses else [None]
+    caveats = [] if stats else [f"the IOA run trained {tally['steps']} optimizer steps: this student was not trained"]
     data = build_oneshot_report(cfg.run_id, ioa_state, ioa_report, after, cfg.thresholds.eps, {
-        "spent": tally["spent"], "usage": {ROLE: w.usage}, "optimizer_steps": stats.steps,
+        "spent": tally["spent"], "usage": {ROLE: w.usage}, "optimizer_steps": stats.steps if stats else 0,
+        "caveats": caveats,
         "budget": tally["budget"], "target_steps": tally["steps"], "pairs": tally["pairs"],
         "rounds": tally["rounds"], "kept": tally["pairs"], "dropped": len(dropped),
         "drop_reasons": dict(Counter(d["reason"].split(":")[0] for d in dropped)),
-        "loss_first": stats.losses[0] if stats.losses else None,
-        "loss_last": stats.losses[-1] if stats.losses else None})
+        "loss_first": losses[0], "loss_last": losses[-1]})
     data["arm"] = "llm2llm"
     data["baseline"].update({"optimizer_steps_total": tally["total_steps"], "training_rounds": tally["rounds"],
                              "reference": "Lee et al. 2024, arXiv 2403.15042 (SqueezeAILab/LLM2LLM)"})
@@ -198,8 +200,6 @@ def run_llm2llm(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: 
     ioa_report, ioa_state = _ioa_run(Path(ioa_run_dir))
     budget = int(ioa_report["teacher_tokens"] if budget is None else budget)
     steps = int(ioa_report["optimizer_steps"] if steps is None else steps)
-    if steps <= 0:
-        raise ConfigError(f"the LLM2LLM baseline trains for the IOA run's optimizer steps, and {ioa_run_dir} has none")
     cfg = cfg.model_copy(update={"run_id": run_id, "teacher": cfg.teacher.model_copy(update={"token_budget": None})})
     run_dir = Path(cfg.runs_dir) / run_id
     svc = _services(cfg, run_dir, progress)
@@ -209,10 +209,13 @@ def run_llm2llm(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: 
         with _Phase(trace, "synthesize"):
             pool, teacher_answers, spent = _seed_data(w, svc)
             write_jsonl(run_dir, "items/llm2llm-r0.jsonl", pool, kind="items")
-        dropped, spent, stats, rounds, total_steps = _train_and_augment(
-            svc, w, costs, pool, teacher_answers, spent, budget, steps, progress)
+        if steps > 0:
+            dropped, spent, stats, rounds, total_steps = _train_and_augment(
+                svc, w, costs, pool, teacher_answers, spent, budget, steps, progress)
+            save_student(svc.student.model, svc.student.tokenizer, run_dir / "student" / "final")
+        else:  # the IOA run trained no step within its budget: the same step accounting leaves this student as it is
+            dropped, stats, rounds, total_steps = [], None, 0, 0
         write_jsonl(run_dir, "items/llm2llm-dropped.jsonl", dropped, kind="items")
-        save_student(svc.student.model, svc.student.tokenizer, run_dir / "student" / "final")
         with _Phase(trace, "report") as phase:
             data = _report(svc, w, ioa_state, ioa_report, phase, {
                 "spent": spent, "stats": stats, "budget": budget, "steps": steps, "pairs": len(pool),

@@ -47,3 +47,20 @@ def test_llm2llm_writes_from_wrong_answers_only_within_the_budget(tmp_path):
     assert rewrites and all(e["template"] == "llm2llm" for e in rewrites)
     assert all("wrong. The student answered" in e["messages"][-1]["content"] for e in rewrites)
     assert sum(e["steps"] for e in events if e["event"] == "train") == base["optimizer_steps_total"]
+
+
+def test_llm2llm_matched_to_an_ioa_run_that_trained_no_step_stays_untrained(tmp_path):
+    # an IOA run whose budget ran out before its first training round: the same step accounting (0 steps) leaves
+    # the LLM2LLM student as it is, with a caveat, instead of failing the bench
+    from baselines.llm2llm import run_llm2llm
+    from ioa_state import RunConfig
+
+    _, ioa_dir, _ = small_run()
+    with OpenAIServer(fresh_rewrites(), models=["scripted"]) as srv:
+        raw = small_config(tmp_path / "runs", "l2l0", srv.base_url)
+        run_dir, rep = run_llm2llm(RunConfig.model_validate(raw), ioa_dir, "l2l0", budget=30000, steps=0)
+    assert rep["optimizer_steps"] == 0 and rep["baseline"]["training_rounds"] == 0
+    assert any("not trained" in c for c in rep["caveats"])
+    assert rep["overall"]["after"] == rep["overall"]["before"]  # the student before, scored again
+    events = [json.loads(x) for x in (run_dir / "trace.jsonl").read_text().splitlines()]
+    assert not [e for e in events if e["event"] == "train"]
