@@ -186,7 +186,8 @@ def row(seed: int, arm: str, run_dir: Path, report: dict, action: str, *, before
     base = report.get("baseline") or {}
     return {
         "seed": seed, "arm": arm, "run_id": report.get("run_id"), "run_dir": str(run_dir), "action": action,
-        "status": report.get("status", "finished"), "stop_reason": report.get("stop_reason"),
+        "status": "finished" if before else report.get("status", "finished"),
+        "stop_reason": None if before else report.get("stop_reason"),
         "teacher": o["teacher"], "score": o[side], "retention": o[f"retention_{side}"],
         "teachable_retention": t.get(f"retention_{side}"),
         "retention_overall": o[f"retention_{side}"],
