@@ -62,8 +62,10 @@ def _finish(run_dir: Path, state) -> int:
         print(format_table(data))
         print(f"run directory: {run_dir} (report page: {write_html(run_dir)})")
         if state.stop_reason:
-            hint = f"; raise the budget with `ioa resume {run_dir.name} --budget N`" if "budget" in state.stop_reason \
-                else ""
+            from ioa_state.state import BUDGET_STOP
+
+            hint = (f"; raise the budget with `ioa resume {run_dir.name} --budget N`"
+                    if state.stop_reason.startswith(BUDGET_STOP) else "")
             print(f"stopped early: {state.stop_reason}; the report is of the student as last trained{hint}")
     return 0
 

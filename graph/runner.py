@@ -17,6 +17,7 @@ from agents.runtime import Services, load_task, save_config  # noqa: F401 (save_
 from agents.tracing import TraceWriter
 from graph.builder import build
 from ioa_state import ConfigError, LearnerState, RunConfig, load_config
+from ioa_state.state import BUDGET_STOP
 
 
 def resolve_run_dir(run: str, runs_dir: str = "runs") -> Path:
@@ -124,9 +125,6 @@ def budget_stop_origin(graph, cfg: dict, svc: Services) -> dict | None:
             svc.progress(f"the budget is now {budget or 'unlimited'}: continuing from before the budget stop")
             return snap.config
     return None
-
-
-BUDGET_STOP = "teacher token budget spent"
 
 
 def stop_at_budget(graph, cfg: dict, svc: Services, e: Exception) -> bool:

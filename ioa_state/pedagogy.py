@@ -10,7 +10,7 @@ import math
 import networkx as nx
 
 from ioa_state.config import Thresholds
-from ioa_state.state import Decision, Edge, LearnerState, Observation, Stage
+from ioa_state.state import BUDGET_STOP, Decision, Edge, LearnerState, Observation, Stage
 
 
 def mastery_ratio(p_s: float, p_t: float, eps: float) -> float:
@@ -341,7 +341,7 @@ def untaught_reason(module: str, state: LearnerState, th: Thresholds,
     if now <= th.tau_gap:
         was = " any more (it was at the first diagnosis)" if module in state.first_deficient else ""
         return f"not deficient{was}: gap {now:.2f} <= tau_gap {th.tau_gap:.2f}"
-    if state.stop_reason and "budget" in state.stop_reason:
+    if (state.stop_reason or "").startswith(BUDGET_STOP):
         return "the teacher-token budget was spent first"
     if state.stop_reason:
         return f"the run stopped first ({state.stop_reason})"

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+BUDGET_STOP = "teacher token budget spent"  # how a run stopped at teacher.token_budget begins its stop_reason
+
 DecisionKind = Literal["advance", "give_up", "remediate", "simplify", "rediagnose", "finish"]
 Mode = Literal["initial", "remediate", "simplify"]
 
