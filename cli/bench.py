@@ -61,7 +61,7 @@ def cmd_bench(args) -> int:
         print(sweep["table"])
         print(f"written: {Path(out) / 'sweep.json'}, {Path(out) / 'sweep.svg'} (and b<budget>/bench.json)")
         return 0
-    result = run_bench(cfg, seeds, args.arms, runs_dir, out, progress=stderr_progress, budget=args.budget)
+    result = run_bench(cfg, seeds, args.arms, runs_dir, out, progress=stderr_progress, budget=budgets[0])
     print(result["table"])
     print(f"written: {Path(out) / 'bench.json'}, {Path(out) / 'bench.svg'}")
     sys.stdout.flush()
