@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from agents import item_drafts, synthesis_yield
+from agents import item_drafts, item_forms, synthesis_yield
 from agents.item_checks import (
     HeldOutQuestions,
     answer_words,
@@ -284,12 +284,13 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: l
     cfg = svc.cfg
     sys_msg = [{"role": "system", "content": plan.context}] if plan.context else []
     todo_slots = slots(state, svc, plan, todo, attempt)
+    form = item_forms.question_form(cfg.teacher.question_max_tokens) if cfg.adapter.text_form else None
     reqs, tmpls = [], []
     for s in todo_slots:
         p = _question_prompt(state, svc, s.module, s.source, s.wrong, s.hint)
         reqs.append(TeacherRequest(
             messages=sys_msg + [{"role": "user", "content": p.text}], temperature=cfg.teacher.temperature,
-            max_tokens=cfg.teacher.question_max_tokens, sample_index=s.sample_index, role="adapter",
+            max_tokens=cfg.teacher.question_max_tokens, sample_index=s.sample_index, role="adapter", form=form,
             tag={"module": s.module, "item": s.source.id, "template": p.template, "step": "question", **plan.where}))
         tmpls.append(p.template)
     candidates, dropped = [], []
@@ -367,16 +368,19 @@ def answer_candidates(state: LearnerState, svc: Services, plan: RoundPlan, candi
     from agents.teacher import TeacherRequest
 
     cfg = svc.cfg
+    max_tokens = min(cfg.teacher.max_tokens, cfg.student.max_length // 2)
     reqs, index = [], []
     for ci, c in enumerate(candidates):
-        adapt, _ = steps.adaptations(svc, plan.simplify, module_ratio(state, svc, c.module))
+        adapt, names = steps.adaptations(svc, plan.simplify, module_ratio(state, svc, c.module))
         solve = render("solve", context=plan.context or "", adaptations=adapt)
+        # the fixed template's form, where the template adaptation is asked for (adapter.text_form)
+        form = item_forms.answer_form(max_tokens) if cfg.adapter.text_form and "template" in names else None
         n = steps.samples(svc, c.source)
         for s in range(0 if c.drafted is None else 1, n):
             reqs.append(TeacherRequest(
                 messages=[{"role": "system", "content": solve.text}, {"role": "user", "content": c.question}],
                 temperature=0.0 if n == 1 else cfg.teacher.temperature,
-                max_tokens=min(cfg.teacher.max_tokens, cfg.student.max_length // 2), sample_index=s, role="adapter",
+                max_tokens=max_tokens, sample_index=s, role="adapter", form=form,
                 tag={"module": c.module, "item": c.source.id, "template": "solve", "step": "answer", **plan.where}))
             index.append(ci)
     answers: list[list[str]] = [[] if c.drafted is None else [c.drafted] for c in candidates]

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from agents import item_forms
 from agents.runtime import Services, write_json, write_jsonl
 from agents.tracing import TraceWriter
 from ioa_state import ConfigError, Item, LearnerState, RunConfig
@@ -47,6 +48,12 @@ SEED_STRIDE = 1_000_000  # the run's seed enters every rewrite's sample index: o
 def _norm(text: str) -> str:
     """Exact-duplicate key: case and runs of whitespace ignored, nothing else."""
     return re.sub(r"\s+", " ", text.strip().casefold())
+
+
+def question_form(cfg: RunConfig) -> str | None:
+    """The question call's form, as the Adapter asks for it (adapter.text_form): the same teacher capability for
+    every arm, so that no arm's yield gains from decoding alone."""
+    return item_forms.question_form(cfg.teacher.question_max_tokens) if cfg.adapter.text_form else None
 
 
 def _est_tokens(messages: list[dict], max_tokens: int) -> int:
@@ -101,6 +108,7 @@ class _Writer:
                    seed=self.svc.pack.format_prompt(src), level_hint="")
         req = TeacherRequest(messages=self.sys_msg + [{"role": "user", "content": p.text}],
                              temperature=self.cfg.teacher.temperature, max_tokens=self.cfg.teacher.question_max_tokens,
+                             form=question_form(self.cfg),
                              sample_index=self.cfg.seed * SEED_STRIDE + r, role=ROLE,
                              tag={"item": src.id, "template": p.template, "step": "question", "baseline": "oneshot",
                                   "round": r})

@@ -1,19 +1,21 @@
 """Benchmark the Adapter's yield: synthesis rounds of the embedded default with items written as free text (a
-question call, then an answer call) and as structured objects (one call: question, steps, final answer), with
-constrained decoding on and off where it applies.
+question call, then an answer call; with and without its form's grammar) and as structured objects (one call:
+question, steps, final answer), with constrained decoding on and off where it applies.
 
 The rounds are the Adapter's own (agents/adapter.synthesize: write, screen, answer, judge) on the Zorbia pack, as
 the first round of a stage: every module of the pack (or the first --modules) in one stage, the student's ratio 0.
 Every arm goes through the real teacher client (`hf:smollm2`, the embedded default's teacher settings: `max_reasks`
 0, 32 rows a batch), each on an empty cache, in one process, sharing the loaded model:
 
-    text          adapter.item_format text (free text: no grammar applies)
+    text          adapter.item_format text, adapter.text_form off (free text, nothing constrains it)
+    text-form     adapter.item_format text under its forms (agents/item_forms.py: a question line ending in '?',
+                  steps then "Answer: ..."), xgrammar during generation
     json-grammar  adapter.item_format json, the schema's grammar during generation (xgrammar)
     json-text     adapter.item_format json, the schema in the prompt and the tolerant parser
 
 and prints, per arm: candidates written, kept, the parse-failure share (unparseable question / parse drops over
 candidates written), the drops by reason, teacher tokens per kept item, wall time per generated token and per kept
-item; then the ratios of each json arm to text (and json-grammar to json-text per generated token). Dedup and
+item; then the ratios of every other arm to text (and json-grammar to json-text per generated token). Dedup and
 verification are the run's (nothing is loosened). One pass per round (`--top-up 0`) so that every arm writes the
 same number of candidates.
 
@@ -39,7 +41,8 @@ from agents.teacher import Teacher  # noqa: E402
 from ioa_state import LearnerState, Module, Stage, load_config  # noqa: E402
 from training.device import apply_thread_setting  # noqa: E402
 
-ARMS = {"text": ("text", None), "json-grammar": ("json", "grammar"), "json-text": ("json", "text")}
+ARMS = {"text": ("text", None, False), "text-form": ("text", None, True), "json-grammar": ("json", "grammar", False),
+        "json-text": ("json", "text", False)}
 PARSE_KINDS = ("unparseable question", "parse")
 
 
@@ -72,8 +75,9 @@ def learner_state(items: dict, modules: int, limit: int) -> LearnerState:
 
 def run_arm(name: str, args) -> dict:
     """One arm on a fresh cache: `args.rounds` rounds of synthesis; counts from the client's and the Adapter's trace."""
-    fmt, mode = ARMS[name]
-    cfg = load_config(None, {"adapter.item_format": fmt, "adapter.top_up_passes": args.top_up, "min_items": 1,
+    fmt, mode, form = ARMS[name]
+    cfg = load_config(None, {"adapter.item_format": fmt, "adapter.text_form": form, "teacher.token_budget": None,
+                             "adapter.top_up_passes": args.top_up, "min_items": 1,
                              "thresholds.samples_per_seed": args.samples, "teacher.spec": args.teacher})
     pack, items = load_task(cfg)
     state = learner_state(items, args.modules, args.limit)
@@ -100,7 +104,8 @@ def run_arm(name: str, args) -> dict:
         reasons.update(e["dropped_by_reason"])
     written, kept = sum(e["written"] for e in rounds), sum(e["kept"] for e in rounds)
     tokens_in, tokens_out = sum(c["tokens_in"] for c in calls), sum(c["tokens_out"] for c in calls)
-    return {"arm": name, "item_format": fmt, "structured_mode": mode, "calls": len(calls), "written": written,
+    return {"arm": name, "item_format": fmt, "text_form": form, "structured_mode": mode,
+            "calls": len(calls), "written": written,
             "kept": kept, "parse_failures": sum(reasons[k] for k in PARSE_KINDS),
             "parse_share": sum(reasons[k] for k in PARSE_KINDS) / max(written, 1),
             "dropped_by_reason": dict(reasons.most_common()), "tokens_in": tokens_in, "tokens_out": tokens_out,
@@ -138,7 +143,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def _print_ratios(rows: dict[str, dict]) -> None:
     t = rows.get("text")
-    for name in ("json-grammar", "json-text"):
+    for name in ("text-form", "json-grammar", "json-text"):
         j = rows.get(name)
         if t is None or j is None:
             continue

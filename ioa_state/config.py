@@ -95,6 +95,10 @@ class AdapterConfig(_Strict):
                                                  "the question, its steps and its final answer (constrained decoding "
                                                  "where the backend has it; benchmarks/bench_yield.py measures which "
                                                  "costs fewer teacher tokens per kept item)")
+    text_form: bool = Field(True, description="item_format text on an in-process teacher (hf:, vllm:): the question "
+                            "call is generated under a grammar (one line ending in '?') and, with adaptations."
+                            "template, the answer call too (up to 3 step lines, then 'Answer: ...'); remote teachers "
+                            "get the prompt alone (agents/item_forms.py; benchmarks/bench_yield.py measures it)")
 
 
 # the `role=` of every teacher call the agents make (agents/, baselines/); tests keep this list in step

@@ -112,7 +112,7 @@ def model_replier(model: Any, tokenizer: Any, *, max_new_tokens_cap: int = 64) -
         with lock:
             (gen,) = generate(model, tokenizer, [conv], max_new_tokens=min(int(n), max_new_tokens_cap),
                               temperature=temp, seeds=[int(seed)] if seed is not None else None, batch_size=1,
-                              json_schemas=[schema] if schema else None)
+                              constraints=[schema] if schema else None)
         return Reply(gen.text, gen.tokens_in, gen.tokens_out)
 
     return reply

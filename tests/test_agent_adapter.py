@@ -201,3 +201,18 @@ def test_a_json_item_verified_by_vote_is_asked_only_the_rest_of_its_samples(serv
     assert sorted(r.sample_index for r in answers) == [1, 2, 3, 4]  # vote_samples 5: the item's own answer is one
     kept = _rows(svc, out["item_files"][-1])
     assert kept[0]["verification"] == {"method": "vote", "agree": 5, "samples": 5}
+
+
+def test_question_and_answer_calls_carry_their_forms_and_no_adapter_answers_go_free(services):
+    from agents.item_forms import answer_form, question_form
+
+    replies = ["Which river runs longest through Zorbia?"]
+    svc, _, _ = _run(services, rewrites(replies))
+    cfg = svc.cfg
+    by_step = {r.tag["step"]: r.form for r in svc.teacher.requests}
+    assert by_step["question"] == question_form(cfg.teacher.question_max_tokens)
+    assert by_step["answer"] == answer_form(min(cfg.teacher.max_tokens, cfg.student.max_length // 2))
+    svc, _, _ = _run(services, rewrites(replies), steps=node_variants("no_adapter")["synthesize"])
+    assert {r.form for r in svc.teacher.requests if r.tag["step"] == "answer"} == {None}  # no template asked for
+    svc, _, _ = _run(services, rewrites(replies), **{"adapter.text_form": False})
+    assert {r.form for r in svc.teacher.requests} == {None}

@@ -54,7 +54,7 @@ def _valid(text: str, cls: type[BaseModel]) -> BaseModel:
 def test_rows_with_different_schemas_and_none_share_one_batch(tiny):
     model, tok = tiny
     schemas = [ITEM, VERDICT, None, ITEM]
-    out = generate(model, tok, CONVS, max_new_tokens=80, json_schemas=schemas, batch_size=4)
+    out = generate(model, tok, CONVS, max_new_tokens=80, constraints=schemas, batch_size=4)
     for g, cls in zip(out, (WorkedItem, Verdict, None, WorkedItem)):
         if cls is not None:
             assert g.finished, g
@@ -68,21 +68,21 @@ def test_rows_with_different_schemas_and_none_share_one_batch(tiny):
 
 def test_reply_cut_at_max_tokens_is_unfinished(tiny):
     model, tok = tiny
-    (g,) = generate(model, tok, CONVS[:1], max_new_tokens=4, json_schemas=[ITEM])
+    (g,) = generate(model, tok, CONVS[:1], max_new_tokens=4, constraints=[ITEM])
     assert not g.finished and g.tokens_out == 4 and so.cut_reply(g.text)
-    with pytest.raises(ValueError, match="json_schemas"):
-        generate(model, tok, CONVS, max_new_tokens=4, json_schemas=[ITEM])
+    with pytest.raises(ValueError, match="constraints"):
+        generate(model, tok, CONVS, max_new_tokens=4, constraints=[ITEM])
 
 
 def test_sampled_rows_under_a_grammar_stay_row_seeded_whatever_the_batch(tiny):
     model, tok = tiny
     schemas, seeds = [ITEM, VERDICT, None, ITEM], [11, 12, 13, 14]
-    batched = generate(model, tok, CONVS, max_new_tokens=40, temperature=1.0, seeds=seeds, json_schemas=schemas)
+    batched = generate(model, tok, CONVS, max_new_tokens=40, temperature=1.0, seeds=seeds, constraints=schemas)
     alone = [generate(model, tok, [CONVS[r]], max_new_tokens=40, temperature=1.0, seeds=[seeds[r]],
-                      json_schemas=[schemas[r]])[0] for r in (0, 1)]
+                      constraints=[schemas[r]])[0] for r in (0, 1)]
     assert batched[:2] == alone
     _valid(batched[1].text, Verdict)
-    other = generate(model, tok, CONVS[1:2], max_new_tokens=40, temperature=1.0, seeds=[99], json_schemas=[VERDICT])
+    other = generate(model, tok, CONVS[1:2], max_new_tokens=40, temperature=1.0, seeds=[99], constraints=[VERDICT])
     _valid(other[0].text, Verdict)
     assert len({batched[0].text, batched[3].text}) == 2  # two seeds of one schema: two samples
 
@@ -92,8 +92,8 @@ def test_grammar_under_the_prompt_prefix_cache(tiny):
     system = {"role": "system", "content": "You are a careful teacher who always answers in the form asked for."}
     convs = [[system, *c] for c in CONVS[:3]]
     schemas = [VERDICT, None, VERDICT]
-    cached = generate(model, tok, convs, max_new_tokens=24, json_schemas=schemas)
-    plain = generate(model, tok, convs, max_new_tokens=24, json_schemas=schemas, prefix_cache=False)
+    cached = generate(model, tok, convs, max_new_tokens=24, constraints=schemas)
+    plain = generate(model, tok, convs, max_new_tokens=24, constraints=schemas, prefix_cache=False)
     assert cached == plain
     _valid(cached[0].text, Verdict), _valid(cached[2].text, Verdict)
 
@@ -145,12 +145,12 @@ def test_smollm2_nested_bounded_schema_every_reply_parses(smollm2):
              _user("Write a geography question with steps and its answer as JSON."),
              _user("Say hello.")]
     schemas = [ITEM, VERDICT, ITEM, None]
-    out = generate(model, tok, convs, max_new_tokens=96, json_schemas=schemas, temperature=0.7, seeds=[1, 2, 3, 4])
+    out = generate(model, tok, convs, max_new_tokens=96, constraints=schemas, temperature=0.7, seeds=[1, 2, 3, 4])
     for g, cls in zip(out[:3], (WorkedItem, Verdict, WorkedItem)):
         assert g.finished, g
         _valid(g.text, cls)
     assert out[3].text and not out[3].text.startswith("{")  # the free row answered in prose
-    alone = generate(model, tok, convs[:1], max_new_tokens=96, json_schemas=[ITEM], temperature=0.7, seeds=[1])
+    alone = generate(model, tok, convs[:1], max_new_tokens=96, constraints=[ITEM], temperature=0.7, seeds=[1])
     assert alone[0] == out[0]
 
 

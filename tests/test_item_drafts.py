@@ -15,7 +15,7 @@ def test_an_item_under_the_grammar_closes_within_its_token_budget():
     model, tok = varied_tiny_model()
     convs = [[{"role": "user", "content": f"Write practice item {i} about rivers."}] for i in range(4)]
     out = generate(model, tok, convs, max_new_tokens=ITEM_MAX_TOKENS, temperature=1.0, seeds=[1, 2, 3, 4],
-                   json_schemas=[ItemDraft.model_json_schema()] * 4)
+                   constraints=[ItemDraft.model_json_schema()] * 4)
     for g in out:
         assert g.finished and g.tokens_out < ITEM_MAX_TOKENS, g
         ItemDraft.model_validate(json.loads(g.text))

@@ -59,3 +59,19 @@ def test_budget_below_one_pair_asks_nothing_after_calibration():
     teacher = ScriptedTeacher(unparseable_first_round=set())
     syn = oneshot.synthesize(_svc(teacher), 12 * (Q_IN + Q_OUT + A_IN + A_OUT) + 100)
     assert syn["pairs"] == 12 and syn["spent"] == 12 * 610
+
+
+def test_question_calls_carry_the_adapters_question_form_and_answers_go_free():
+    from agents.item_forms import question_form
+
+    forms: dict[str, set] = {"question": set(), "answer": set()}
+
+    class Recording(ScriptedTeacher):
+        def ask(self, requests):
+            for req in requests:
+                forms[req.tag["step"]].add(req.form)
+            return super().ask(requests)
+
+    svc = _svc(Recording(unparseable_first_round=set()))
+    oneshot.synthesize(svc, 12 * (Q_IN + Q_OUT + A_IN + A_OUT) + 100)
+    assert forms == {"question": {question_form(svc.cfg.teacher.question_max_tokens)}, "answer": {None}}

@@ -15,12 +15,13 @@ follow the attention mask). On a CPU, where prefill of a long context dominates,
 with the Zorbia sheet 1.7-1.8x faster (benchmarks/bench_generation.py). The split depends on a row's own
 conversation only, so a row's reply still does not depend on its batch; `prefix_cache=False` turns it off.
 
-**Grammar.** `json_schemas[i]` (a JSON schema dict, or None) constrains row i's reply to JSON valid for that schema
-(training/grammar.py, xgrammar): each schema is compiled once per tokenizer, every batch gets a new `GrammarMask`
+**Grammar.** `constraints[i]` (a JSON schema dict, a `training.grammar.Regex` form, or None) constrains row i's
+reply to JSON valid for that schema, or to text matching that form (training/grammar.py, xgrammar): each constraint
+is compiled once per tokenizer, every batch gets a new `GrammarMask`
 over its own rows' grammars, applied before the row-seeded sampler, so a constrained sample is still drawn from its
-row's own generator. Rows with and without a schema share batches and the prefix cache. `Generation.finished` says
-whether a reply ended by itself (end of turn or a stop string) rather than at `max_new_tokens`: a constrained reply
-that did not finish is JSON cut short.
+row's own generator. Rows with and without a constraint share batches and the prefix cache. `Generation.finished`
+says whether a reply ended by itself (end of turn or a stop string) rather than at `max_new_tokens`: a constrained
+reply that did not finish is JSON (or a form) cut short.
 """
 from __future__ import annotations
 
@@ -168,15 +169,16 @@ def _batches(encoded: list[list[int]], prefix_lens: list[int],
 def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int, temperature: float = 0.0,
              seeds: list[int] | None = None, batch_size: int = 16, stop: list[str] | None = None,
              prefix_cache: bool = True, on_batch: Callable[[int, int, int], None] | None = None,
-             json_schemas: list[dict | None] | None = None) -> list[Generation]:
+             constraints: list | None = None) -> list[Generation]:
     """Reply to each conversation (lists of `{"role", "content"}` messages); results come in input order.
 
     `seeds[i]` seeds row i's sampler when `temperature > 0` (default: its index). `stop` strings end a reply early
     and are cut from its text. `prefix_cache` computes a shared prompt prefix once (see the module docstring).
     `on_batch(done_rows, total_rows, new_tokens)` is called after every batch (a caller's progress bar).
-    `json_schemas[i]` constrains row i to that JSON schema (None: unconstrained; see the module docstring)."""
+    `constraints[i]` constrains row i to that JSON schema or Regex form (None: unconstrained; see the module
+    docstring)."""
     n = len(conversations)
-    seeds = _check_args(n, max_new_tokens, temperature, batch_size, seeds, json_schemas)
+    seeds = _check_args(n, max_new_tokens, temperature, batch_size, seeds, constraints)
     if n == 0:
         return []
     stops = [s for s in (stop or []) if s]
@@ -184,7 +186,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos_ids = _eos_ids(model, tokenizer)
     end_ids = set(eos_ids) | {pad_id}
-    grammars = _grammars(model, tokenizer, json_schemas, eos_ids)
+    grammars = _grammars(model, tokenizer, constraints, eos_ids)
     texts = [render_prompt(tokenizer, c) for c in conversations]
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     prefix_lens = [prompt_prefix_len(tokenizer, c, t, ids) if prefix_cache else 0
@@ -228,7 +230,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
 
 
 def _check_args(n: int, max_new_tokens: int, temperature: float, batch_size: int, seeds: list[int] | None,
-                json_schemas: list | None) -> list[int]:
+                constraints: list | None) -> list[int]:
     """generate's arguments checked; the seeds (default: each row's index)."""
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be at least 1")
@@ -239,8 +241,8 @@ def _check_args(n: int, max_new_tokens: int, temperature: float, batch_size: int
     seeds = list(range(n)) if seeds is None else seeds
     if len(seeds) != n:
         raise ValueError(f"got {len(seeds)} seeds for {n} conversations")
-    if json_schemas is not None and len(json_schemas) != n:
-        raise ValueError(f"got {len(json_schemas)} json_schemas for {n} conversations")
+    if constraints is not None and len(constraints) != n:
+        raise ValueError(f"got {len(constraints)} constraints for {n} conversations")
     return seeds
 
 
@@ -257,13 +259,13 @@ def _batch_tensors(prefix: tuple[int, ...], rows: list[list[int]], pad_id: int) 
     return ids, mask
 
 
-def _grammars(model, tokenizer, json_schemas: list[dict | None] | None, eos_ids: list[int]) -> list | None:
+def _grammars(model, tokenizer, constraints: list | None, eos_ids: list[int]) -> list | None:
     """Each row's compiled grammar (None: unconstrained), compiled before any generation starts; None when no row
     has a schema."""
-    if not json_schemas or all(s is None for s in json_schemas):
+    if not constraints or all(s is None for s in constraints):
         return None
     book = grammar_book(tokenizer, model_vocab_size(model), eos_ids)
-    return [None if s is None else book.compile(s) for s in json_schemas]
+    return [None if s is None else book.compile(s) for s in constraints]
 
 
 def _reply(tokenizer, new: list[int], end_ids: set[int], stops: list[str], tokens_in: int) -> Generation:

@@ -1,7 +1,8 @@
 """Grammar-constrained decoding for in-process generation, with xgrammar.
 
-A JSON schema is compiled into an xgrammar grammar once per (tokenizer, vocabulary, stop tokens) and schema, and kept
-(`grammar_book(...).compile(schema)`). Schemas compile with `any_whitespace=False`: the grammar allows no whitespace
+A constraint is a JSON schema (a dict, or its text) or a `Regex` (a free-text form: the whole reply matches the
+pattern). Each is compiled into an xgrammar grammar once per (tokenizer, vocabulary, stop tokens) and kept
+(`grammar_book(...).compile(constraint)`). Schemas compile with `any_whitespace=False`: the grammar allows no whitespace
 between tokens, so a run of spaces or newlines cannot eat the reply's token budget.
 
 `GrammarMask` is a transformers `LogitsProcessor` for one batch of one `generate` call: row r follows `grammars[r]`
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,8 +42,17 @@ def available() -> bool:
     return True
 
 
-def schema_key(schema: dict | str) -> str:
-    """The text of a JSON schema: what is compiled, and its cache key (properties keep their order: the reply's)."""
+@dataclass(frozen=True)
+class Regex:
+    """A free-text form: the whole reply must match `pattern` (xgrammar's regex dialect: classes, {m,n}, groups)."""
+
+    pattern: str
+
+
+def schema_key(schema: dict | str | Regex) -> str:
+    """The text of a constraint: what is compiled, and its cache key (properties keep their order: the reply's)."""
+    if isinstance(schema, Regex):
+        return "regex:" + schema.pattern
     return schema if isinstance(schema, str) else json.dumps(schema, ensure_ascii=False)  # property order is kept
 
 
@@ -57,15 +68,20 @@ class GrammarBook:
         self._compiled: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def compile(self, schema: dict | str) -> Any:
-        """The compiled grammar of a JSON schema; ValueError naming the schema when xgrammar cannot compile it."""
+    def compile(self, schema: dict | str | Regex) -> Any:
+        """The compiled grammar of a JSON schema or a Regex; ValueError naming it when xgrammar cannot compile it."""
         key = schema_key(schema)
         with self._lock:
             if key not in self._compiled:
                 try:
-                    self._compiled[key] = self._compiler.compile_json_schema(key, any_whitespace=False,
-                                                                             strict_mode=True)
+                    if isinstance(schema, Regex):
+                        self._compiled[key] = self._compiler.compile_regex(schema.pattern)
+                    else:
+                        self._compiled[key] = self._compiler.compile_json_schema(key, any_whitespace=False,
+                                                                                 strict_mode=True)
                 except Exception as e:  # xgrammar raises RuntimeError on unsupported schemas
+                    if isinstance(schema, Regex):
+                        raise ValueError(f"cannot compile the form {schema.pattern!r} into a grammar: {e}") from e
                     title = schema.get("title", "") if isinstance(schema, dict) else ""
                     raise ValueError(f"cannot compile the JSON schema {title!r} into a grammar: {e}") from e
             return self._compiled[key]

@@ -25,6 +25,8 @@ What it guarantees:
   for in-process teachers), else the schema in the prompt and a tolerant parser; up to `max_reasks` re-asks that
   show the parse error (none for a grammar reply cut at max_tokens); a value that still fails is None with `error`
   set, never silently replaced.
+- Free-text forms (`TeacherRequest.form`, a regex): an in-process teacher generates the plain reply under it (its
+  grammar; the form is part of the cache key there); a remote one gets the prompt alone and the same cache key.
 - Accounting per role (`usage`, the state's `Usage`) and per backend spec (`usage_by_backend`), with dollar costs
   from a price table (agents/teacher/prices.py).
 - `progress(done, total, tokens_out)` (optional) is called when a batch starts (done 0) and as each of its calls
@@ -94,6 +96,7 @@ class _Call:
     messages: list[dict]
     key: str
     est_tokens: int
+    form: str | None = None  # the regex this backend generates the reply under (in-process teachers), else None
 
 
 @dataclass
@@ -250,10 +253,13 @@ class Teacher:
                                   "mode": mode}
         if schema is not None and mode in so.SCHEMA_MODES:
             params["schema"] = so.schema_json(schema)
+        form = req.form if schema is None and req.form and so.enforces_forms(backend) else None
+        if form is not None:
+            params["form"] = form
         key = cache_key(backend, model, params, messages, req.sample_index)
         chars = sum(len(m["content"]) for m in messages) + len(str(params.get("schema", "")))
         est = math.ceil(chars / 3) + int(req.max_tokens)
-        return _Call(req, spec, backend, model, mode, schema, history, messages, key, est)
+        return _Call(req, spec, backend, model, mode, schema, history, messages, key, est, form)
 
     def _runnable(self, c: _Call) -> Runnable:
         k = (c.spec, c.request.temperature, c.request.max_tokens, c.mode, c.schema)
@@ -430,7 +436,8 @@ class Teacher:
         chat = self.chat_model(spec)
         configs = [{"configurable": {"seed": int(c.key[:8], 16), "temperature": float(c.request.temperature),
                                      "max_tokens": int(c.request.max_tokens),
-                                     **({"json_schema": so.schema_json(c.schema)} if c.mode == so.GRAMMAR else {})}}
+                                     **({"json_schema": so.schema_json(c.schema)} if c.mode == so.GRAMMAR else {}),
+                                     **({"regex": c.form} if c.form else {})}}
                    for c in calls]
         t0 = time.monotonic()
         try:

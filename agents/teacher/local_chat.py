@@ -6,7 +6,8 @@ each group goes to `_run_group` at once. Per-request parameters come from each r
 (`{"configurable": {"seed": 7, "temperature": 0.7, "max_tokens": 64}}`) or from keyword arguments (shared by all).
 A request without a seed gets one derived from the conversation and the model's `seed`, so its sample never depends
 on what else is in the batch. `{"configurable": {"json_schema": {...}}}` constrains that request's reply to the
-schema (the backend's grammar); requests with different schemas, or none, still share a group. Replies are
+schema, `{"configurable": {"regex": "..."}}` to text matching that form (the backend's grammar); requests with
+different constraints, or none, still share a group. Replies are
 `AIMessage`s with `usage_metadata` (input/output/total tokens) and `response_metadata["finish_reason"]`: "stop", or
 "length" when the reply was cut at max_tokens.
 """
@@ -26,6 +27,18 @@ from langchain_core.runnables.config import get_config_list
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool", "chat": "user", "function": "tool"}
 _PARAMS = ("seed", "temperature", "max_tokens", "stop")
+
+
+def constraint(params: dict) -> Any:
+    """A request's constraint from its parameters: its `json_schema` (a dict), its `regex` form as a
+    training.grammar.Regex, or None."""
+    if params.get("json_schema") is not None:
+        return params["json_schema"]
+    if params.get("regex"):
+        from training.grammar import Regex
+
+        return Regex(str(params["regex"]))
+    return None
 
 
 def to_dicts(messages: Sequence[BaseMessage]) -> list[dict]:
@@ -55,9 +68,9 @@ class LocalBatchedChatModel(BaseChatModel):
     @abstractmethod
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
                    seeds: list[int], stop: list[str] | None,
-                   json_schemas: list[dict | None] | None = None) -> list[tuple]:
-        """Generate one reply per conversation: (text, tokens_in, tokens_out[, finished]); `json_schemas[i]`, when
-        given, constrains reply i to that JSON schema."""
+                   constraints: list | None = None) -> list[tuple]:
+        """Generate one reply per conversation: (text, tokens_in, tokens_out[, finished]); `constraints[i]`, when
+        given, constrains reply i to that JSON schema (a dict) or form (a training.grammar.Regex)."""
 
     def _params(self, overrides: dict[str, Any]) -> dict[str, Any]:
         p = {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": None, "stop": None}
@@ -84,7 +97,7 @@ class LocalBatchedChatModel(BaseChatModel):
         seed = p["seed"] if p["seed"] is not None else stable_seed(conv, self.seed)
         (text, tin, tout, *fin), = self._run_group([conv], temperature=float(p["temperature"]),
                                                    max_tokens=int(p["max_tokens"]), seeds=[int(seed)], stop=p["stop"],
-                                                   json_schemas=[kwargs.get("json_schema")])
+                                                   constraints=[constraint(kwargs)])
         msg = self._message(text, tin, tout, bool(fin[0]) if fin else True)
         return ChatResult(generations=[ChatGeneration(message=msg)],
                           llm_output={"token_usage": {"prompt_tokens": tin, "completion_tokens": tout}})
@@ -107,7 +120,7 @@ class LocalBatchedChatModel(BaseChatModel):
                 p = self._params({**kwargs, **(cfg.get("configurable") or {})})
                 seed = p["seed"] if p["seed"] is not None else stable_seed(conv, self.seed)
                 gkey = (float(p["temperature"]), int(p["max_tokens"]), tuple(p["stop"] or ()))
-                schemas[i] = (cfg.get("configurable") or {}).get("json_schema")
+                schemas[i] = constraint(cfg.get("configurable") or {})
             except Exception as e:
                 if not return_exceptions:
                     raise
@@ -118,7 +131,7 @@ class LocalBatchedChatModel(BaseChatModel):
             try:
                 outs = self._run_group([c for _, c, _ in members], temperature=temperature, max_tokens=max_tokens,
                                        seeds=[s for _, _, s in members], stop=list(stop) or None,
-                                       json_schemas=[schemas.get(i) for i, _, _ in members],
+                                       constraints=[schemas.get(i) for i, _, _ in members],
                                        **({"on_rows": on_rows} if on_rows is not None else {}))
                 if len(outs) != len(members):
                     raise RuntimeError(f"generation returned {len(outs)} replies for {len(members)} requests")

@@ -12,7 +12,9 @@ class TeacherRequest:
     """One teacher call: a chat (`[{"role", "content"}, ...]`) and how to sample it.
 
     `sample_index` tells samples of the same prompt apart (the n-th of n samples); `role` is the agent that asks
-    (it selects a per-role spec override and the usage bucket); `tag` is copied into the trace event.
+    (it selects a per-role spec override and the usage bucket); `tag` is copied into the trace event. `form`, a
+    regular expression the whole reply should match, is enforced by in-process teachers (their grammar: the reply
+    cannot leave it, and it is part of the cache key there) and ignored by remote ones (the caller parses anyway).
     """
 
     messages: list[dict]
@@ -21,6 +23,7 @@ class TeacherRequest:
     sample_index: int = 0
     role: str = "adapter"
     tag: dict[str, Any] = field(default_factory=dict)
+    form: str | None = None
 
 
 @dataclass(frozen=True)

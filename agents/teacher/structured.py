@@ -54,6 +54,18 @@ def first_mode(backend: str) -> str:
     return modes[0]
 
 
+def enforces_forms(backend: str) -> bool:
+    """Does this backend generate a plain call's reply under its `form` (a regex)? The in-process ones do (`hf` with
+    xgrammar installed, `vllm`); a remote server gets the prompt alone and its reply is parsed as it comes."""
+    if backend == "vllm":
+        return True
+    if backend != "hf":
+        return False
+    from training.grammar import available
+
+    return available()
+
+
 def cut_reply(text: str | None) -> bool:
     """Is a reply made under a grammar unfinished JSON (cut at max_tokens)? Only a cut reply is not JSON."""
     try:

@@ -2,8 +2,9 @@
 
 vLLM is imported only when this model is built (`make_chat_model` checks first and names the extra to install).
 The engine is created lazily, once per process and model; a batch goes to `LLM.chat` with one `SamplingParams` per
-request (its own seed), and vLLM schedules the rows itself. A request's `json_schema` goes to vLLM's own structured
-outputs (`StructuredOutputsParams(json=...)` in recent vLLM, `GuidedDecodingParams(json=...)` in older ones).
+request (its own seed), and vLLM schedules the rows itself. A request's `json_schema` (or `regex` form) goes to
+vLLM's own structured outputs (`StructuredOutputsParams(json=...)` / `(regex=...)` in recent vLLM,
+`GuidedDecodingParams` in older ones).
 """
 from __future__ import annotations
 
@@ -42,12 +43,12 @@ class LocalVLLMChatModel(LocalBatchedChatModel):
 
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
                    seeds: list[int], stop: list[str] | None,
-                   json_schemas: list[dict | None] | None = None,
+                   constraints: list | None = None,
                    on_rows=None) -> list[tuple[str, int, int, bool]]:  # vLLM schedules rows itself: no progress
         from vllm import SamplingParams
 
         llm = self.engine()
-        schemas = json_schemas or [None] * len(seeds)
+        schemas = constraints or [None] * len(seeds)
         params = [SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=s, stop=stop,
                                  **structured_kwargs(js)) for s, js in zip(seeds, schemas)]
         outs = llm.chat(conversations, sampling_params=params, use_tqdm=False)
@@ -55,14 +56,18 @@ class LocalVLLMChatModel(LocalBatchedChatModel):
                  o.outputs[0].finish_reason != "length") for o in outs]
 
 
-def structured_kwargs(json_schema: dict | None) -> dict[str, Any]:
-    """The SamplingParams arguments that constrain a reply to a JSON schema, in the installed vLLM's own terms."""
-    if json_schema is None:
+def structured_kwargs(constraint: Any) -> dict[str, Any]:
+    """The SamplingParams arguments that constrain a reply to a JSON schema (a dict) or a form (a
+    training.grammar.Regex), in the installed vLLM's own terms."""
+    if constraint is None:
         return {}
+    from training.grammar import Regex
+
+    what = {"regex": constraint.pattern} if isinstance(constraint, Regex) else {"json": constraint}
     try:
         from vllm.sampling_params import StructuredOutputsParams  # recent vLLM
     except ImportError:
         from vllm.sampling_params import GuidedDecodingParams  # older vLLM
 
-        return {"guided_decoding": GuidedDecodingParams(json=json_schema)}
-    return {"structured_outputs": StructuredOutputsParams(json=json_schema)}
+        return {"guided_decoding": GuidedDecodingParams(**what)}
+    return {"structured_outputs": StructuredOutputsParams(**what)}
