@@ -282,7 +282,7 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: l
     if svc.cfg.adapter.item_format == "json":
         return draft_items(state, svc, plan, slots(state, svc, plan, todo, attempt), attempt, steps)
     cfg = svc.cfg
-    sys_msg = [{"role": "system", "content": plan.context}] if plan.context else []
+    sys_msg = [{"role": "system", "content": plan.context}] if plan.context and cfg.adapter.question_sheet else []
     todo_slots = slots(state, svc, plan, todo, attempt)
     form = item_forms.question_form(cfg.teacher.question_max_tokens) if cfg.adapter.text_form else None
     reqs, tmpls = [], []
@@ -298,6 +298,8 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: l
         q = parse_question(rep.text)
         if q is None:
             why = "unparseable question" if rep.error is None else f"teacher error: {rep.error}"
+            if rep.error is None and form is not None and rep.tokens_out >= cfg.teacher.question_max_tokens:
+                why = "cut_question: the reply was cut at max_tokens before its form closed"  # not a parse failure
             dropped.append(dropped_item(plan, s.module, s.source, s.wrong, s.level, attempt, rep.text, why))
         else:
             candidates.append(Candidate(s.module, s.source, s.wrong, tmpl, s.level, q, attempt, reply=rep.text or "",

@@ -91,6 +91,8 @@ class _Writer:
             raise ConfigError(f"task pack {cfg.task.pack} has no seed items: the one-shot baseline needs some")
         context = svc.teacher_context
         self.sys_msg = [{"role": "system", "content": context}] if context else []
+        # the question call's system prompt, as the Adapter's (adapter.question_sheet)
+        self.question_sys = self.sys_msg if cfg.adapter.question_sheet else []
         self.answer_tokens = min(cfg.teacher.max_tokens, cfg.student.max_length // 2)
         self.backend, self.model = parse_spec(svc.teacher.spec_for(ROLE))
         self.prices = svc.teacher.accounts.prices
@@ -106,7 +108,7 @@ class _Writer:
         src = self.seeds[i]
         p = render("synthesize", module=src.category or getattr(self.svc.pack, "name", None) or "the topic",
                    seed=self.svc.pack.format_prompt(src), level_hint="")
-        req = TeacherRequest(messages=self.sys_msg + [{"role": "user", "content": p.text}],
+        req = TeacherRequest(messages=self.question_sys + [{"role": "user", "content": p.text}],
                              temperature=self.cfg.teacher.temperature, max_tokens=self.cfg.teacher.question_max_tokens,
                              form=question_form(self.cfg),
                              sample_index=self.cfg.seed * SEED_STRIDE + r, role=ROLE,

@@ -10,6 +10,7 @@ Every arm goes through the real teacher client (`hf:smollm2`, the embedded defau
     text          adapter.item_format text, adapter.text_form off (free text, nothing constrains it)
     text-form     adapter.item_format text under its forms (agents/item_forms.py: a question line ending in '?',
                   steps then "Answer: ..."), xgrammar during generation
+    text-form-nosheet  text-form with adapter.question_sheet off: the question call without the knowledge sheet
     json-grammar  adapter.item_format json, the schema's grammar during generation (xgrammar)
     json-text     adapter.item_format json, the schema in the prompt and the tolerant parser
 
@@ -41,8 +42,9 @@ from agents.teacher import Teacher  # noqa: E402
 from ioa_state import LearnerState, Module, Stage, load_config  # noqa: E402
 from training.device import apply_thread_setting  # noqa: E402
 
-ARMS = {"text": ("text", None, False), "text-form": ("text", None, True), "json-grammar": ("json", "grammar", False),
-        "json-text": ("json", "text", False)}
+ARMS = {"text": ("text", None, False, True), "text-form": ("text", None, True, True),
+        "text-form-nosheet": ("text", None, True, False), "json-grammar": ("json", "grammar", False, True),
+        "json-text": ("json", "text", False, True)}
 PARSE_KINDS = ("unparseable question", "parse")
 
 
@@ -75,8 +77,9 @@ def learner_state(items: dict, modules: int, limit: int) -> LearnerState:
 
 def run_arm(name: str, args) -> dict:
     """One arm on a fresh cache: `args.rounds` rounds of synthesis; counts from the client's and the Adapter's trace."""
-    fmt, mode, form = ARMS[name]
-    cfg = load_config(None, {"adapter.item_format": fmt, "adapter.text_form": form, "teacher.token_budget": None,
+    fmt, mode, form, sheet = ARMS[name]
+    cfg = load_config(None, {"adapter.item_format": fmt, "adapter.text_form": form, "adapter.question_sheet": sheet,
+                             "teacher.token_budget": None,
                              "adapter.top_up_passes": args.top_up, "min_items": 1,
                              "thresholds.samples_per_seed": args.samples, "teacher.spec": args.teacher})
     pack, items = load_task(cfg)
@@ -143,7 +146,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def _print_ratios(rows: dict[str, dict]) -> None:
     t = rows.get("text")
-    for name in ("text-form", "json-grammar", "json-text"):
+    for name in ("text-form", "text-form-nosheet", "json-grammar", "json-text"):
         j = rows.get(name)
         if t is None or j is None:
             continue

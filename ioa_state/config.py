@@ -95,6 +95,9 @@ class AdapterConfig(_Strict):
                                                  "the question, its steps and its final answer (constrained decoding "
                                                  "where the backend has it; benchmarks/bench_yield.py measures which "
                                                  "costs fewer teacher tokens per kept item)")
+    question_sheet: bool = Field(False, description="the question call (item_format text) carries the knowledge sheet "
+                                 "as its system prompt; off: the source question alone, which is all a rewrite "
+                                 "needs (the answer call always has the sheet); the same for every bench arm")
     text_form: bool = Field(True, description="item_format text on an in-process teacher (hf:, vllm:): the question "
                             "call is generated under a grammar (one line ending in '?') and, with adaptations."
                             "template, the answer call too (up to 3 step lines, then 'Answer: ...'); remote teachers "

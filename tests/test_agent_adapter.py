@@ -216,3 +216,38 @@ def test_question_and_answer_calls_carry_their_forms_and_no_adapter_answers_go_f
     assert {r.form for r in svc.teacher.requests if r.tag["step"] == "answer"} == {None}  # no template asked for
     svc, _, _ = _run(services, rewrites(replies), **{"adapter.text_form": False})
     assert {r.form for r in svc.teacher.requests} == {None}
+
+
+def test_without_question_sheet_only_the_answer_call_reads_the_sheet(services):
+    sheet = "Zorbia's longest river is the Tamsel."
+    replies = ["Which river runs longest through Zorbia?"]
+    for on in (True, False):
+        svc, _, _ = _run(services, rewrites(replies), **{"teacher.context": sheet, "adapter.question_sheet": on})
+        questions = [r for r in svc.teacher.requests if r.tag["step"] == "question"]
+        answers = [r for r in svc.teacher.requests if r.tag["step"] == "answer"]
+        assert all((sheet in r.messages[0]["content"]) == on for r in questions)
+        assert answers and all(sheet in r.messages[0]["content"] for r in answers)
+
+
+def test_a_formed_reply_cut_before_its_question_mark_is_a_cut_not_a_parse_failure(services):
+    from conftest import ScriptedTeacher
+
+    from agents.teacher import TeacherReply
+
+    class FullLength(ScriptedTeacher):
+        def ask(self, requests):
+            return [TeacherReply(rep.text, 10, r.max_tokens, False, 0, 0.0, rep.error)
+                    for r, rep in zip(requests, super().ask(requests))]
+
+    def reply(req):
+        if req.tag.get("step") != "question":
+            return "It is the Tamsel."
+        return "Which river runs longest through Zorbia?" if req.sample_index % 2 else "The river of Zorbia is long and"
+
+    items = make_items(FACTS, n_probe=8, n_test=0)
+    for on, kind in ((True, "cut_question"), (False, "unparseable question")):
+        svc = services(items, reply, lambda p: "", **{"thresholds.samples_per_seed": 2, "min_items": 1,
+                                                      "adapter.text_form": on})
+        svc.teacher = FullLength(reply)
+        out = adapter.synthesize(_state(items), svc)
+        assert {d["reason"].split(":")[0] for d in _rows(svc, out["dropped_files"][-1])} == {kind}
