@@ -284,7 +284,7 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: l
     cfg = svc.cfg
     sys_msg = [{"role": "system", "content": plan.context}] if plan.context and cfg.adapter.question_sheet else []
     todo_slots = slots(state, svc, plan, todo, attempt)
-    form = item_forms.question_form(cfg.teacher.question_max_tokens) if cfg.adapter.text_form else None
+    form = item_forms.question_call_form(cfg)
     reqs, tmpls = [], []
     for s in todo_slots:
         p = _question_prompt(state, svc, s.module, s.source, s.wrong, s.hint)

@@ -24,6 +24,12 @@ def question_form(max_tokens: int) -> str:
     return rf"[A-Z0-9][^\n? ]{{0,30}} [^\n? ]{{1,30}} [^\n?]{{4,{longest - 12}}}\?"
 
 
+def question_call_form(cfg) -> str | None:
+    """The form of a run's question calls (adapter.text_form): the Adapter's, and every bench arm's alike, so that no
+    arm's yield gains from decoding alone."""
+    return question_form(cfg.teacher.question_max_tokens) if cfg.adapter.text_form else None
+
+
 def answer_form(max_tokens: int) -> str:
     """Up to ANSWER_STEPS step lines, then 'Answer: ' and a non-empty final answer; within max_tokens."""
     room = max(ANSWER_STEPS * 24, CHARS_PER_TOKEN * max_tokens - ANSWER_MAX_CHARS - 10)

@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from agents.item_forms import question_call_form
 from agents.runtime import Services, write_json, write_jsonl
 from baselines.oneshot import (
     ROLE,
@@ -40,7 +41,6 @@ from baselines.oneshot import (
     _Writer,
     build_oneshot_report,
     distill_teacher,
-    question_form,
 )
 from ioa_state import Item, RunConfig
 from ioa_state.records import RunReport
@@ -63,7 +63,7 @@ class _Augmenter(_Writer):
                    answer=first_sentence(teacher_answer))
         req = TeacherRequest(messages=self.question_sys + [{"role": "user", "content": p.text}],
                              temperature=self.cfg.teacher.temperature, max_tokens=self.cfg.teacher.question_max_tokens,
-                             form=question_form(self.cfg),
+                             form=question_call_form(self.cfg),
                              sample_index=self.cfg.seed * SEED_STRIDE + round_no * 1000 + j, role=ROLE,
                              tag={"item": src.id, "template": p.template, "step": "question", "baseline": "llm2llm",
                                   "round": round_no})

@@ -50,12 +50,6 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().casefold())
 
 
-def question_form(cfg: RunConfig) -> str | None:
-    """The question call's form, as the Adapter asks for it (adapter.text_form): the same teacher capability for
-    every arm, so that no arm's yield gains from decoding alone."""
-    return item_forms.question_form(cfg.teacher.question_max_tokens) if cfg.adapter.text_form else None
-
-
 def _est_tokens(messages: list[dict], max_tokens: int) -> int:
     """An upper bound of a call's cost before anything is observed (the teacher client's own estimate)."""
     return math.ceil(sum(len(m["content"]) for m in messages) / 3) + max_tokens
@@ -110,7 +104,7 @@ class _Writer:
                    seed=self.svc.pack.format_prompt(src), level_hint="")
         req = TeacherRequest(messages=self.question_sys + [{"role": "user", "content": p.text}],
                              temperature=self.cfg.teacher.temperature, max_tokens=self.cfg.teacher.question_max_tokens,
-                             form=question_form(self.cfg),
+                             form=item_forms.question_call_form(self.cfg),
                              sample_index=self.cfg.seed * SEED_STRIDE + r, role=ROLE,
                              tag={"item": src.id, "template": p.template, "step": "question", "baseline": "oneshot",
                                   "round": r})

@@ -113,14 +113,14 @@ class LocalBatchedChatModel(BaseChatModel):
         configs = get_config_list(config, len(inputs))
         results: list[Any] = [None] * len(inputs)
         groups: dict[tuple, list[tuple[int, list[dict], int]]] = {}
-        schemas: dict[int, dict | None] = {}
+        constraints: dict[int, Any] = {}
         for i, (inp, cfg) in enumerate(zip(inputs, configs)):
             try:
                 conv = to_dicts(self._convert_input(inp).to_messages())
                 p = self._params({**kwargs, **(cfg.get("configurable") or {})})
                 seed = p["seed"] if p["seed"] is not None else stable_seed(conv, self.seed)
                 gkey = (float(p["temperature"]), int(p["max_tokens"]), tuple(p["stop"] or ()))
-                schemas[i] = constraint(cfg.get("configurable") or {})
+                constraints[i] = constraint(cfg.get("configurable") or {})
             except Exception as e:
                 if not return_exceptions:
                     raise
@@ -131,7 +131,7 @@ class LocalBatchedChatModel(BaseChatModel):
             try:
                 outs = self._run_group([c for _, c, _ in members], temperature=temperature, max_tokens=max_tokens,
                                        seeds=[s for _, _, s in members], stop=list(stop) or None,
-                                       constraints=[schemas.get(i) for i, _, _ in members],
+                                       constraints=[constraints.get(i) for i, _, _ in members],
                                        **({"on_rows": on_rows} if on_rows is not None else {}))
                 if len(outs) != len(members):
                     raise RuntimeError(f"generation returned {len(outs)} replies for {len(members)} requests")

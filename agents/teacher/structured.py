@@ -56,14 +56,9 @@ def first_mode(backend: str) -> str:
 
 def enforces_forms(backend: str) -> bool:
     """Does this backend generate a plain call's reply under its `form` (a regex)? The in-process ones do (`hf` with
-    xgrammar installed, `vllm`); a remote server gets the prompt alone and its reply is parsed as it comes."""
-    if backend == "vllm":
-        return True
-    if backend != "hf":
-        return False
-    from training.grammar import available
-
-    return available()
+    xgrammar installed, `vllm`): those whose first structured mode is the grammar; a remote server gets the prompt
+    alone and its reply is parsed as it comes."""
+    return first_mode(backend) == GRAMMAR
 
 
 def cut_reply(text: str | None) -> bool:
