@@ -9,7 +9,8 @@ the node runs these steps, each a function below:
    (agents/item_drafts.py) instead of a question call and an answer call.
 2. `screen`: before any answer is paid for, a question that is cut (`cut_question`), misnames an entity its source
    names (`misnamed_entity`, on packs whose items paraphrase their source) or duplicates a test-split question
-   (`test_overlap`, the only use of the test split before the report) is dropped (agents/item_checks.py).
+   (`test_overlap`, the only use of the test split before the report) is dropped (agents/item_checks.py); so is one
+   that duplicates a gate question with its source's reference, where that reference will verify the answer.
 3. `answer_candidates`: the teacher answers each question with the enabled adaptations in its system prompt
    (concretization, decomposition, cognitive-load control, a fixed template, plain language; each a prompt file),
    shaped to the student's capacity; `vote_samples` samples where the answer must be verified by agreement.
@@ -40,6 +41,7 @@ from agents.item_checks import (
     empty_final_answer,
     entity_names,
     first_sentence,
+    gate_duplicate,
     known_words,
     misnamed_entity,
     parse_question,
@@ -191,6 +193,7 @@ class AdapterSteps:
     adaptations: Callable[[Services, bool, float], tuple[str, list[str]]] = adaptation_text
     samples: Callable[[Services, Item], int] = answer_samples
     judge: Callable[..., Judged] = judge
+    gate_screen: bool = True  # the judge's gate-duplicate rule, applied before the answer (step 2) where it can be
 
 
 IOA_STEPS = AdapterSteps()
@@ -337,17 +340,23 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
     return candidates, dropped
 
 
-def screen(svc: Services, plan: RoundPlan, candidates: list[Candidate]) -> tuple[list[Candidate], list[DroppedItem]]:
+def screen(state: LearnerState, svc: Services, plan: RoundPlan, candidates: list[Candidate],
+           gate_screen: bool = True) -> tuple[list[Candidate], list[DroppedItem]]:
     """Step 2: drop, before their answers are paid for, the questions that duplicate a test-split question (exact, or
     content-word ROUGE-L >= adapter.test_overlap_rouge; only the question text is compared), are cut, or misname
-    their source's entities."""
-    bar = svc.cfg.adapter.test_overlap_rouge
+    their source's entities; and, where the answer will be verified against the source's reference, those that
+    duplicate a gate question asking for it (the judge's gate rule, applied before the answer instead of after)."""
+    bar, dedup = svc.cfg.adapter.test_overlap_rouge, svc.cfg.adapter.dedup_rouge
     tests = HeldOutQuestions([it.prompt for it in svc.items.values() if it.split == "test"], bar)
     kept, dropped = [], []
     for c in candidates:
         hit = tests.match(c.question)
         why = (f"test_overlap: duplicates the test question {hit!r} (exact, or content-word ROUGE-L >= {bar})"
                if hit is not None else question_form(plan, c))
+        if why is None and gate_screen and not needs_vote(svc, c.source):
+            gate = [svc.items[i] for i in state.modules[c.module].gate_ids]
+            dup = gate_duplicate(c.question, c.source.reference, gate, dedup)
+            why = None if dup is None else f"duplicate of a gate item (ROUGE-L > {dedup}): {dup!r}"
         if why is None:
             kept.append(c)
         else:
@@ -477,7 +486,7 @@ def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STE
     todo = list(plan.modules)
     for attempt in range(1 + svc.cfg.adapter.top_up_passes):
         candidates, unparsed = write_questions(state, svc, plan, todo, attempt, steps)
-        candidates, screened = screen(svc, plan, candidates)
+        candidates, screened = screen(state, svc, plan, candidates, steps.gate_screen)
         dropped += unparsed + screened
         answers = answer_candidates(state, svc, plan, candidates, steps)
         judge_all(state, svc, plan, candidates, answers, steps, names, earlier, kept, dropped)

@@ -148,18 +148,26 @@ def _describe(svc: Services, modules: dict[str, Module]) -> None:
         p = render("module_describe", examples="\n".join(f"- {e}" for e in examples))
         reqs.append(TeacherRequest(messages=[{"role": "user", "content": p.text}], temperature=0.0, max_tokens=96,
                                    role="diagnostician", tag={"module": m.id, "template": p.template}))
-    for m, rep in zip(modules.values(), svc.teacher.ask_structured(reqs, ModuleCard)):
+    replies = svc.teacher.ask_structured(reqs, ModuleCard)
+    shared = shared_names([rep.value.name if rep.value is not None else "" for rep in replies])
+    for m, rep in zip(modules.values(), replies):
         if rep.value is not None:
-            m.name, m.description, m.level = (
-                rep.value.name.strip()[:60] or m.name,
-                rep.value.description.strip()[:200],
-                rep.value.level,
-            )
+            name = rep.value.name.strip()[:60]
+            if name.casefold() in shared:  # the prior names modules: a name two modules share maps to neither
+                m.fallbacks.append(f"name: the teacher gave {name!r} to more than one module; kept the data label")
+                name = ""
+            m.name, m.description, m.level = name or m.name, rep.value.description.strip()[:200], rep.value.level
         else:
             m.description = f"items labelled {', '.join(m.labels) or m.id}"
             m.fallbacks.append(
                 f"name/description/level: teacher reply did not parse ({rep.error}); kept the data label and level 1"
             )
+
+
+def shared_names(names: list[str]) -> set[str]:
+    """The (casefolded) names given to more than one module."""
+    seen = [n.strip()[:60].casefold() for n in names if n.strip()]
+    return {n for n in seen if seen.count(n) > 1}
 
 
 def _label_levels(svc: Services, modules: dict[str, Module]) -> None:

@@ -75,15 +75,25 @@ def duplicate_of(question: str, answer: str, reference: str | None, gate: list[I
     """Dedup rule: the whole item (question + answer) within ROUGE-L `threshold` of a kept item, or the question
     within it of a gate item asking for the same reference (so that passing the gate is never memorisation).
     Returns (the duplicated text, "gate item" | "kept item") or (None, "")."""
-    for g in gate:
-        same_answer = reference is None or g.reference is None or normalize(g.reference) == normalize(reference)
-        if same_answer and rouge_l(question, g.prompt) > threshold:
-            return g.prompt, "gate item"
+    hit = gate_duplicate(question, reference, gate, threshold)
+    if hit is not None:
+        return hit, "gate item"
     text = f"{question}\n{answer}"
     for q, a in kept:
         if rouge_l(text, f"{q}\n{a}") > threshold:
             return q, "kept item"
     return None, ""
+
+
+def gate_duplicate(question: str, reference: str | None, gate: list[Item], threshold: float) -> str | None:
+    """The gate question that `question` duplicates (ROUGE-L > threshold, asking for the same reference), else None.
+    It reads no answer, so where the reference is the source's (checker verification) it runs before the answer is
+    paid for."""
+    for g in gate:
+        same_answer = reference is None or g.reference is None or normalize(g.reference) == normalize(reference)
+        if same_answer and rouge_l(question, g.prompt) > threshold:
+            return g.prompt
+    return None
 
 
 def with_template(answer: str, reference: str | None) -> tuple[str, bool]:

@@ -60,6 +60,15 @@ def test_items_are_verified_deduplicated_and_every_drop_has_a_reason(services):
     assert events[0]["kept"] == 1 and events[0]["dropped"] == len(dropped)
 
 
+def test_a_gate_duplicate_is_dropped_before_its_answer_is_paid_for(services):
+    svc, kept, dropped = _run(services, rewrites(["Q1 What is the river of Zorbia?",
+                                                  "Which river runs longest through Zorbia?"]))
+    gate_dups = [d for d in dropped if d["reason"].startswith("duplicate of a gate item")]
+    assert gate_dups and kept
+    answered = [r.messages[-1]["content"] for r in svc.teacher.requests if r.tag["step"] == "answer"]
+    assert answered and all("longest" in q for q in answered)  # no answer was asked for a gate duplicate
+
+
 def test_a_module_short_of_min_items_gets_top_up_passes_then_stops_the_run(services):
     items = make_items(FACTS, n_probe=8)
     svc = services(items, rewrites(["I would rather not."]), lambda p: "", **{"thresholds.samples_per_seed": 4})

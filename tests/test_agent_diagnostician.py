@@ -79,3 +79,17 @@ def test_a_teacher_reply_that_does_not_parse_is_a_recorded_fallback(services):
     out = diagnostician.diagnose(LearnerState(run_id="t"), svc)
     m = out["modules"]["rivers"]
     assert m.name == "rivers" and m.level == 1 and "did not parse" in m.fallbacks[0]
+
+
+def test_a_name_the_teacher_gives_two_modules_is_kept_by_neither(services):
+    def one_name(req):
+        user = req.messages[-1]["content"]
+        if user.startswith("These questions belong") and "colour" not in user:
+            return json.dumps({"name": "Zorbia", "description": "about Zorbia", "level": 1})
+        return teacher(req)
+
+    svc = services(make_items(FACTS), one_name, student_knows_colours)
+    mods = diagnostician.diagnose(LearnerState(run_id="t"), svc)["modules"]
+    assert {k: m.name for k, m in mods.items()} == {"colours": "colours", "money": "money", "rivers": "rivers"}
+    assert "more than one module" in mods["money"].fallbacks[0] and not mods["colours"].fallbacks
+    assert mods["money"].description == "about Zorbia"
