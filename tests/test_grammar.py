@@ -114,15 +114,20 @@ def _user(text: str) -> list[dict]:
 def test_teacher_hf_asks_under_the_grammar_and_records_a_cut_reply(tmp_path):
     clear_loaded_models()
     events: list[dict] = []
-    t = Teacher(TeacherConfig(spec="hf:tiny", max_reasks=2, concurrency=4), tmp_path, trace=events.append)
+    outcomes: list[dict] = []
+    t = Teacher(TeacherConfig(spec="hf:tiny", max_reasks=2, concurrency=4), tmp_path,
+                trace=lambda e: (events if e["event"] == "teacher_call" else outcomes).append(e))
     reqs = [TeacherRequest(_user(f"item {i}"), 0.7, 80, sample_index=i) for i in range(3)]
     out = t.ask_structured(reqs, WorkedItem)
+    assert [(o["requests"], o["parsed_first_try"], o["not_parsed"]) for o in outcomes] == [(3, 3, 0)]
     assert all(isinstance(o.value, WorkedItem) and o.reasks == 0 for o in out), out
     assert [e["structured"] for e in events] == ["grammar"] * 3
     assert "JSON schema" not in events[0]["messages"][-1]["content"]  # the grammar carries it, not the prompt
     (cut,) = t.ask_structured([TeacherRequest(_user("item 9"), 0.0, 5)], WorkedItem)
     assert cut.value is None and cut.reasks == 0 and "cut at max_tokens (5)" in cut.error
     assert len(events) == 4  # recorded once, not re-asked
+    assert (outcomes[-1]["parsed_first_try"], outcomes[-1]["parsed_after_reask"], outcomes[-1]["not_parsed"]) == (
+        0, 0, 1)
     again = t.ask_structured(reqs, WorkedItem)
     assert [a.value for a in again] == [o.value for o in out] and all(e["cached"] for e in events[4:])
     text_key = t._make_call(reqs[0], WorkedItem, mode="text").key
@@ -161,7 +166,8 @@ def test_smollm2_module_card_parses_first_try(tmp_path):
 
     clear_loaded_models()
     events: list[dict] = []
-    t = Teacher(TeacherConfig(spec="hf:smollm2", concurrency=4), tmp_path, trace=events.append)
+    t = Teacher(TeacherConfig(spec="hf:smollm2", concurrency=4), tmp_path,
+                trace=lambda e: events.append(e) if e["event"] == "teacher_call" else None)
     topics = [["What is the capital of France?", "What is the capital of Japan?"],
               ["What is 3 + 4?", "What is 9 - 5?"]]
     reqs = [TeacherRequest(_user(render("module_describe", examples="\n".join(f"- {q}" for q in qs)).text), 0.0, 96,

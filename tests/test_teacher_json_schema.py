@@ -21,9 +21,13 @@ class Answer(BaseModel):
     confidence: float = Field(ge=0, le=1)
 
 
-def _teacher(srv, tmp_path, events, **cfg):
+def _teacher(srv, tmp_path, events, outcomes=None, **cfg):
+    """A teacher whose teacher_call events go to `events`, its structured_outcome events to `outcomes`."""
     cfg = {"spec": "openai-compatible:m", "base_url": srv.base_url, "timeout_s": 5.0, "concurrency": 1, **cfg}
-    return Teacher(TeacherConfig(**cfg), tmp_path, trace=events.append, retry_policy=FAST)
+
+    def trace(e):
+        (events if e["event"] == "teacher_call" else outcomes if outcomes is not None else []).append(e)
+    return Teacher(TeacherConfig(**cfg), tmp_path, trace=trace, retry_policy=FAST)
 
 
 def _reqs(n):
@@ -73,11 +77,15 @@ def test_server_that_ignores_json_schema_is_downgraded_after_a_prose_reply(tmp_p
     events: list[dict] = []
     good = '{"answer": "Rome", "confidence": 0.5}'
     with OpenAIServer(scripted(["The answer is Rome.", good], cycle=True), models=["m"]) as srv:  # "ignore"
-        t = _teacher(srv, tmp_path, events, max_reasks=1)
+        outcomes: list[dict] = []
+        t = _teacher(srv, tmp_path, events, outcomes, max_reasks=1)
         (first,) = t.ask_structured(_reqs(1), Answer)
         assert srv.bodies[0].get("response_format") and srv.bodies[1].get("tools")
     assert first.value == Answer(answer="Rome", confidence=0.5) and first.reasks == 1
     assert [e["structured"] for e in events] == ["json_schema", "function_calling"]
+    (o,) = outcomes  # one event per ask_structured: parsed after the re-ask, not on the first try
+    assert (o["schema"], o["requests"], o["parsed_first_try"], o["parsed_after_reask"], o["not_parsed"]) == (
+        "Answer", 1, 0, 1, 0)
 
 
 def test_transient_500_in_json_schema_mode_is_retried_not_a_downgrade(tmp_path):

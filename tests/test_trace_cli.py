@@ -133,6 +133,23 @@ def test_which_items_were_dropped_and_why(run):
         assert r["reason"] in line and f'question: "{" ".join(r["question"].split())}"' in line
 
 
+def test_how_did_the_structured_replies_parse_and_what_did_each_round_keep(run):
+    runs_dir, run_dir, state, _ = run
+    rc, out, _ = ioa("trace", state.run_id, "--runs-dir", str(runs_dir), "--event", "structured_outcome")
+    assert rc == 0
+    events = [e for e in json_lines((run_dir / "trace.jsonl").read_text()) if e["event"] == "structured_outcome"]
+    lines = _lines(out)
+    assert {e["schema"] for e in events} >= {"ModuleCard", "PrerequisiteList"} and len(lines) == len(events)
+    for e, line in zip(events, lines):
+        assert e["parsed_first_try"] + e["parsed_after_reask"] + e["not_parsed"] == e["requests"]
+        assert f"structured {e['schema']}" in line and f"{e['parsed_first_try']} parsed on the first try" in line
+    rc, out, _ = ioa("trace", state.run_id, "--runs-dir", str(runs_dir), "--event", "synthesis_yield")
+    rounds = [e for e in json_lines((run_dir / "trace.jsonl").read_text()) if e["event"] == "synthesis_yield"]
+    assert rc == 0 and rounds and len(_lines(out)) == len(rounds)
+    assert all(f"yield {e['round_tag']}: written {e['written']}, kept {e['kept']}" in line
+               for e, line in zip(rounds, _lines(out)))
+
+
 def test_json_lines_are_the_trace_events(run):
     runs_dir, run_dir, state, _ = run
     rc, out, _ = ioa("trace", str(run_dir), "--json")

@@ -284,6 +284,20 @@ def _decision(ev: dict, width: int) -> str:
             f"numbers: {kv(ev.get('numbers'))} | thresholds: {kv(ev.get('thresholds'))} | failing: {failing}")
 
 
+def _synthesis_yield(ev: dict, width: int) -> str:
+    reasons = ", ".join(f"{r}: {n}" for r, n in (ev.get("dropped_by_reason") or {}).items())
+    tpk = ev.get("teacher_tokens_per_kept_item")
+    return (f"yield {ev.get('round_tag')}: written {ev.get('written')}, kept {ev.get('kept')}"
+            + (f", dropped {reasons}" if reasons else "")
+            + (f"; {tpk:,.0f} teacher tokens per kept item" if isinstance(tpk, (int, float)) else ""))
+
+
+def _structured_outcome(ev: dict, width: int) -> str:
+    what = ", ".join(ev.get("templates") or []) or ev.get("schema")
+    return (f"structured {ev.get('schema')} ({what}): {ev.get('requests')} asked, {ev.get('parsed_first_try')} parsed "
+            f"on the first try, {ev.get('parsed_after_reask')} after a re-ask, {ev.get('not_parsed')} not parsed")
+
+
 def _fallback(ev: dict, width: int) -> str:
     return f"FALLBACK {ev.get('field')}: {short(ev.get('why'), width)} -> used {ev.get('used')}"
 
@@ -301,6 +315,7 @@ _DESCRIBERS = {
     "module_diagnosis": _module_diagnosis, "edge": _edge, "targets": _targets, "stage_planned": _stage_planned,
     "synthesis": _synthesis, "item_dropped": _item_dropped, "train": _train, "forgetting": _forgetting,
     "replan": _replan, "decision": _decision, "fallback": _fallback, "report": _report,
+    "synthesis_yield": _synthesis_yield, "structured_outcome": _structured_outcome,
 }
 
 

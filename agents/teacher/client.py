@@ -319,7 +319,21 @@ class Teacher:
                     still.append(i)
             active = still
         self._check_failures(failed)
+        self._trace_outcome(requests, schema, value, reasks)
         return [StructuredReply(value[i], raw[i], self.redactor.text(error[i]), reasks[i]) for i in range(n)]
+
+    def _trace_outcome(self, requests: list[TeacherRequest], schema: type[BaseModel], value: list, reasks: list[int]):
+        """One `structured_outcome` event per ask_structured: how many replies parsed on the first try, after a
+        re-ask, or not at all (the figure issue 11 asks of module cards and the prerequisite prior)."""
+        ok = [v is not None for v in value]
+        templates = sorted({str(r.tag.get("template")) for r in requests if r.tag.get("template")})
+        self._trace_event({
+            "event": "structured_outcome", "schema": schema.__name__, "templates": templates,
+            "roles": sorted({r.role for r in requests}), "requests": len(requests),
+            "parsed_first_try": sum(o and k == 0 for o, k in zip(ok, reasks)),
+            "parsed_after_reask": sum(o and k > 0 for o, k in zip(ok, reasks)),
+            "not_parsed": ok.count(False),
+        })
 
     # -- failures and concurrency changes ----------------------------------------------------------------------
     def _check_failures(self, outcomes: list[tuple[str, str | None]]) -> None:
