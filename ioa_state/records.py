@@ -110,6 +110,18 @@ class TeacherCall(TraceEvent):
     error: str | None = None
 
 
+class StructuredOutcome(TraceEvent):
+    """How one batch of structured teacher replies parsed: on the first try, after a re-ask, or not at all."""
+
+    event: Literal["structured_outcome"] = "structured_outcome"
+    schema_name: str | None = Field(None, alias="schema")
+    templates: list[str] = Field(default_factory=list)
+    requests: int = 0
+    parsed_first_try: int = 0
+    parsed_after_reask: int = 0
+    not_parsed: int = 0
+
+
 class TeacherConcurrency(TraceEvent):
     """The teacher client changed how many requests it keeps in flight (AIMD: halved on overload, grown on success)."""
 
@@ -245,6 +257,7 @@ EVENT_KINDS: dict[str, type[TraceEvent]] = {
         NodeStart,
         NodeEnd,
         TeacherCall,
+        StructuredOutcome,
         TeacherConcurrency,
         ModuleDiagnosis,
         EdgeEvent,
