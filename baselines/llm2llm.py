@@ -11,8 +11,8 @@ For one random seed, given that seed's finished IOA run (for its modules, test s
    knowledge IOA's examiner uses on probe items); the seed items it still gets wrong are the only sources of new data.
 4. **Augment**: for every wrong seed item, the teacher writes `thresholds.samples_per_seed` new questions from the
    question, the student's wrong answer and the teacher's answer (prompts/llm2llm.txt), and answers each greedily
-   with its context. Exact duplicate questions are dropped. Calls go out in batches whose predicted cost fits the
-   remaining budget (the one-shot arm's predictor, baselines/oneshot.py).
+   with its context. Exact duplicate questions are dropped. Calls go out in passes over the wrong seeds, in batches
+   whose predicted cost (per seed, the one-shot arm's predictor, baselines/oneshot.py) fits the remaining budget.
 5. Repeat 2-4 until the budget cannot pay another pair, nothing is wrong any more, or `MAX_ROUNDS`; the last
    trained student is scored on the test split.
 
@@ -79,14 +79,27 @@ def wrong_seeds(svc: Services, seeds: list[Item]) -> dict[str, str]:
     return {s.id: answers[s.id] for s in seeds if scores[s.id] < 1.0}
 
 
-def augment(w: _Augmenter, costs: _PairCosts, wrong: dict[str, str], teacher_answers: dict[str, str], round_no: int,
+def augment(w: _Augmenter, wrong: dict[str, str], teacher_answers: dict[str, str], round_no: int,
             budget_left: int, seen: set[str]) -> tuple[list[dict], list[dict], int]:
-    """Step 4: new items from the wrong seed items only, within `budget_left` tokens; (kept, dropped, spent)."""
-    from baselines.oneshot import _answers, _questions, held_out_questions
+    """Step 4: new items from the wrong seed items only, within `budget_left` tokens; (kept, dropped, spent).
+    The pairs go in passes over the wrong seeds (sample j of every wrong seed, then j + 1), and the next pair of a
+    seed is predicted at the largest cost seen for that seed (before any: an upper bound from its prompt), as the
+    one-shot arm does, so that the last batch fits the budget whatever the seeds' prompt lengths."""
+    from baselines.oneshot import _answers, _est_tokens, _questions, held_out_questions
 
     held_out = held_out_questions(w.svc)
     by_id = {s.id: s for s in w.seeds}
-    plan = [(by_id[i], j) for i in sorted(wrong) for j in range(w.cfg.thresholds.samples_per_seed)]
+    sources = sorted(wrong)
+    plan = [(by_id[i], j) for j in range(w.cfg.thresholds.samples_per_seed) for i in sources]
+    q_tokens = w.cfg.teacher.question_max_tokens
+
+    def upper_bound(n: int) -> int:
+        src, j = plan[n % len(plan)]
+        _, req, _ = w.rewrite(src, wrong[src.id], teacher_answers[src.id], round_no, j)
+        return _est_tokens(req.messages, q_tokens) + _est_tokens(
+            w.sys_msg + [{"role": "user", "content": "x" * 3 * q_tokens}], w.answer_tokens)
+
+    costs = _PairCosts(len(sources), upper_bound)  # slot n % len(sources): the seed of plan[n]
     kept: list[dict] = []
     dropped: list[dict] = []
     spent, pos = 0, 0
@@ -135,7 +148,7 @@ def _train_round(svc: Services, pool: list[dict], steps: int, round_no: int):
     return stats
 
 
-def _train_and_augment(svc: Services, w: _Augmenter, costs: _PairCosts, pool: list[dict],
+def _train_and_augment(svc: Services, w: _Augmenter, pool: list[dict],
                        teacher_answers: dict[str, str], spent: int, budget: int, steps: int,
                        progress: Callable[[str], None]):
     """Steps 2-5: train, find the wrong seeds, augment, until the budget, the wrong answers or MAX_ROUNDS run out;
@@ -156,7 +169,7 @@ def _train_and_augment(svc: Services, w: _Augmenter, costs: _PairCosts, pool: li
         if not wrong or rounds >= MAX_ROUNDS:
             break
         with _Phase(trace, "synthesize"):
-            new, bad, cost = augment(w, costs, wrong, teacher_answers, rounds, budget - spent, seen)
+            new, bad, cost = augment(w, wrong, teacher_answers, rounds, budget - spent, seen)
             spent += cost
             dropped += bad
             write_jsonl(run_dir, f"items/llm2llm-r{rounds}.jsonl", new, kind="items")
@@ -206,14 +219,13 @@ def run_llm2llm(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: 
     run_dir = Path(cfg.runs_dir) / run_id
     svc = _services(cfg, run_dir, progress)
     trace, w = svc.trace, _Augmenter(svc)
-    costs = _PairCosts(1, w.upper_bound)  # one slot: every pair is predicted at the largest pair cost seen
     try:
         with _Phase(trace, "synthesize"):
             pool, teacher_answers, spent = _seed_data(w, svc)
             write_jsonl(run_dir, "items/llm2llm-r0.jsonl", pool, kind="items")
         if steps > 0:
             dropped, spent, stats, rounds, total_steps = _train_and_augment(
-                svc, w, costs, pool, teacher_answers, spent, budget, steps, progress)
+                svc, w, pool, teacher_answers, spent, budget, steps, progress)
             save_student(svc.student.model, svc.student.tokenizer, run_dir / "student" / "final")
         else:  # the IOA run trained no step within its budget: the same step accounting leaves this student as it is
             dropped, stats, rounds, total_steps = [], None, 0, 0

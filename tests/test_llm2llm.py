@@ -64,3 +64,29 @@ def test_llm2llm_matched_to_an_ioa_run_that_trained_no_step_stays_untrained(tmp_
     assert rep["overall"]["after"] == rep["overall"]["before"]  # the student before, scored again
     events = [json.loads(x) for x in (run_dir / "trace.jsonl").read_text().splitlines()]
     assert not [e for e in events if e["event"] == "train"]
+
+
+def test_llm2llm_keeps_within_the_budget_when_later_seeds_cost_more(tmp_path):
+    # the seeds that sort last get long teacher answers, so their rewrites (which quote that answer) cost several
+    # times the first ones: a predictor calibrated on the first seeds alone would let the last batch pass the budget
+    from trace_helpers import fact_for
+
+    from baselines.llm2llm import run_llm2llm
+    from ioa_state import RunConfig
+
+    base = fresh_rewrites()
+
+    def reply(body: dict) -> str:
+        text = base(body)
+        user = body["messages"][-1]["content"]
+        f = fact_for(user) if isinstance(user, str) and "wrong" not in user else None
+        if f is not None and f["id"] > "f" and "Zorbia" in text:
+            return text.rstrip(".") + " and " + ", ".join(["that is what the sheet says"] * 12) + "."
+        return text
+
+    _, ioa_dir, _ = small_run()
+    budget = 20000
+    with OpenAIServer(reply, models=["scripted"]) as srv:
+        raw = small_config(tmp_path / "runs", "l2lx", srv.base_url, **{"thresholds.samples_per_seed": 20})
+        run_dir, rep = run_llm2llm(RunConfig.model_validate(raw), ioa_dir, "l2lx", budget=budget, steps=2)
+    assert 0.97 * budget <= rep["teacher_tokens"] <= budget  # never past it; short of it by less than a dear pair
