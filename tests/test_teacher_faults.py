@@ -22,8 +22,10 @@ class Answer(BaseModel):
 
 def _teacher(srv, tmp_path, events=None, **cfg):
     cfg = {"spec": "openai-compatible:m", "base_url": srv.base_url, "timeout_s": 1.0, **cfg}
-    return Teacher(TeacherConfig(**cfg), tmp_path, trace=(events.append if events is not None else None),
-                   retry_policy=FAST)
+    def trace(e):  # teacher_call events only (a structured_outcome follows each ask_structured)
+        if e["event"] == "teacher_call":
+            events.append(e)
+    return Teacher(TeacherConfig(**cfg), tmp_path, trace=trace if events is not None else None, retry_policy=FAST)
 
 
 def _reqs(n, **kw):
