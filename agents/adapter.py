@@ -280,7 +280,7 @@ def dropped_item(plan: RoundPlan, module: str, source: Item, wrong: str | None, 
 def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str], attempt: int,
                     steps: AdapterSteps = IOA_STEPS) -> tuple[list[Candidate], list[DroppedItem]]:
     """Step 1: new questions for the modules in `todo`, as free text (or whole items: adapter.item_format json)."""
-    from agents.teacher import TeacherRequest
+    from agents.teacher import BUDGET_NOT_SENT, TeacherRequest
 
     if svc.cfg.adapter.item_format == "json":
         return draft_items(state, svc, plan, slots(state, svc, plan, todo, attempt), attempt, steps)
@@ -298,6 +298,8 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: l
         tmpls.append(p.template)
     candidates, dropped = [], []
     for s, tmpl, rep in zip(todo_slots, tmpls, svc.teacher.ask(reqs)):
+        if rep.error == BUDGET_NOT_SENT:  # a budget-cut round: never written, not a candidate
+            continue
         q = parse_question(rep.text)
         if q is None:
             why = "unparseable question" if rep.error is None else f"teacher error: {rep.error}"
@@ -315,7 +317,7 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
     """Step 1 with item_format json: one structured call per candidate writes its question, steps and final answer
     (agents/item_drafts.py), with the module's context and adaptations in the system prompt. A reply that does not
     validate against the schema (or was cut before its JSON closed) is a `parse` drop."""
-    from agents.teacher import TeacherRequest
+    from agents.teacher import BUDGET_NOT_SENT, TeacherRequest
 
     cfg = svc.cfg
     reqs, tmpls = [], []
@@ -331,6 +333,8 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
         tmpls.append(p.template)
     candidates, dropped = [], []
     for s, tmpl, rep in zip(todo, tmpls, svc.teacher.ask_structured(reqs, item_drafts.ItemDraft)):
+        if rep.raw is None and rep.error == BUDGET_NOT_SENT:
+            continue
         if rep.value is None:
             why = f"parse: {rep.error}" if rep.raw is not None else f"teacher error: {rep.error}"
             dropped.append(dropped_item(plan, s.module, s.source, s.wrong, s.level, attempt, rep.raw, why))
@@ -373,10 +377,11 @@ def module_ratio(state: LearnerState, svc: Services, module: str) -> float:
 
 
 def answer_candidates(state: LearnerState, svc: Services, plan: RoundPlan, candidates: list[Candidate],
-                      steps: AdapterSteps) -> list[list[str]]:
-    """Step 3: the teacher's answers to each candidate, shaped by the adaptations (one list of samples each); a
-    drafted item (item_format json) already has its first sample and is asked only the rest of a vote's samples."""
-    from agents.teacher import TeacherRequest
+                      steps: AdapterSteps) -> list[list[str] | None]:
+    """Step 3: the teacher's answers to each candidate, shaped by the adaptations (one list of samples each, None
+    where a sample was not sent for the budget); a drafted item (item_format json) already has its first sample and
+    is asked only the rest of a vote's samples."""
+    from agents.teacher import BUDGET_NOT_SENT, TeacherRequest
 
     cfg = svc.cfg
     max_tokens = min(cfg.teacher.max_tokens, cfg.student.max_length // 2)
@@ -395,9 +400,23 @@ def answer_candidates(state: LearnerState, svc: Services, plan: RoundPlan, candi
                 tag={"module": c.module, "item": c.source.id, "template": "solve", "step": "answer", **plan.where}))
             index.append(ci)
     answers: list[list[str]] = [[] if c.drafted is None else [c.drafted] for c in candidates]
+    unpaid: set[int] = set()
     for ci, rep in zip(index, svc.teacher.ask(reqs) if reqs else []):
+        if rep.error == BUDGET_NOT_SENT:
+            unpaid.add(ci)
         answers[ci].append(rep.text or "")
-    return [a or [""] for a in answers]
+    return [None if ci in unpaid else (a or [""]) for ci, a in enumerate(answers)]
+
+
+def paid_for(plan: RoundPlan, candidates: list[Candidate], answers: list[list[str] | None]
+             ) -> tuple[list[Candidate], list[list[str]], list[DroppedItem]]:
+    """The candidates whose every answer sample was paid for; the others (a budget-cut round: the budget ran out
+    before their answers were sent) are dropped as `budget_spent`, not judged on missing samples."""
+    keep = [(c, a) for c, a in zip(candidates, answers) if a is not None]
+    dropped = [dropped_item(plan, c.module, c.source, c.wrong, c.level, c.pass_, c.question,
+                            "budget_spent: the teacher-token budget ran out before its answer was sent", c.drafted)
+               for c, a in zip(candidates, answers) if a is None]
+    return [c for c, _ in keep], [a for _, a in keep], dropped
 
 
 def judge_all(
@@ -439,16 +458,18 @@ def earlier_items(state: LearnerState, svc: Services, modules: list[str]) -> dic
 
 
 def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[SynthesizedItem],
-           dropped: list[DroppedItem], names: list[str], paid_tokens: int = 0) -> dict:
+           dropped: list[DroppedItem], names: list[str], paid_tokens: int = 0, not_sent: int | None = None) -> dict:
     """Step 6: write the round's files and trace (with the round's yield); stop the run when a module kept fewer
-    than min_items. `paid_tokens`: the teacher tokens this round's synthesis paid (cache hits cost nothing)."""
+    than min_items, unless the budget cut the round (`not_sent`: the calls it could not pay; the round then trains on
+    what it kept). `paid_tokens`: the teacher tokens this round's synthesis paid (cache hits cost nothing)."""
     counts = Counter(r.module for r in kept)
     rows = [d.model_dump(by_alias=True, exclude_none=True) for d in dropped]
     drop_ref = write_jsonl(svc.run_dir, f"items/{plan.tag}-dropped.jsonl", rows, kind="items", stage=plan.stage,
                            round=plan.stage_round)
     y = synthesis_yield.round_yield(plan.tag, [r.model_dump() for r in kept], rows, paid_tokens)
+    cut = {} if not_sent is None else {"budget_cut": True, "not_sent": not_sent}
     svc.trace.emit("synthesis_yield", node="synthesize", cycle=plan.cycle, stage=plan.stage, round=plan.stage_round,
-                   item_format=svc.cfg.adapter.item_format, **y)
+                   item_format=svc.cfg.adapter.item_format, **y, **cut)
     for k in plan.modules:
         reasons = Counter(d.reason_kind for d in dropped if d.module == k)
         svc.trace.emit("synthesis", node="synthesize", cycle=plan.cycle, stage=plan.stage, round=plan.stage_round,
@@ -458,7 +479,7 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
         svc.trace.emit("item_dropped", node="synthesize", cycle=plan.cycle, stage=plan.stage, round=plan.stage_round,
                        **row)
     short = [k for k in plan.modules if counts[k] < svc.cfg.min_items and k in state.stage().modules]
-    if short:
+    if short and not_sent is None:
         k = short[0]
         reasons = dict(Counter(d.reason_kind for d in dropped if d.module == k))
         raise ItemShortage(f"module {k}: the teacher's replies gave {counts[k]} usable items, fewer than min_items "
@@ -468,32 +489,59 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
                       kind="items", stage=plan.stage, round=plan.stage_round)
     tpk = y["teacher_tokens_per_kept_item"]
     svc.progress(f"synthesize {plan.tag}: kept {len(kept)} items ({dict(counts)}), dropped {len(dropped)}"
-                 + (f"; {tpk:,.0f} teacher tokens paid per kept item" if tpk is not None else ""))
+                 + (f"; {tpk:,.0f} teacher tokens paid per kept item" if tpk is not None else "")
+                 + (f"; the budget cut the round ({not_sent} calls not sent): training on what it paid for"
+                    if not_sent is not None else ""))
     return {"item_files": state.item_files + [ref], "dropped_files": state.dropped_files + [drop_ref],
             "phase": "synthesized", "usage": svc.usage()}
 
 
-def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STEPS) -> dict:
-    """The Adapter node: write, screen, shape, verify and deduplicate the round's items (top-up passes when
-    short)."""
-    plan = round_plan(state, svc)
-    paid_before = synthesis_yield.usage_tokens(svc.usage())
-    svc.progress(f"synthesize {plan.tag}: {plan.mode} items for {', '.join(plan.modules)}")
-    _, names = steps.adaptations(svc, plan.simplify, 1.0)
+def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: AdapterSteps, names: list[str],
+                settling: bool = False) -> tuple[list[SynthesizedItem], list[DroppedItem]]:
+    """Steps 1-5 for every module of the round: passes until each module has min_items items (or the top-up passes
+    are spent; `settling`: or a pass had calls the budget could not pay)."""
     earlier = earlier_items(state, svc, plan.modules)
     kept: list[SynthesizedItem] = []
     dropped: list[DroppedItem] = []
     todo = list(plan.modules)
     for attempt in range(1 + svc.cfg.adapter.top_up_passes):
+        unsent_before = svc.teacher.not_sent if settling else 0
         candidates, unparsed = write_questions(state, svc, plan, todo, attempt, steps)
         candidates, screened = screen(state, svc, plan, candidates, steps.gate_screen)
-        dropped += unparsed + screened
         answers = answer_candidates(state, svc, plan, candidates, steps)
+        candidates, answers, unpaid = paid_for(plan, candidates, answers)
+        dropped += unparsed + screened + unpaid
         judge_all(state, svc, plan, candidates, answers, steps, names, earlier, kept, dropped)
         counts = Counter(r.module for r in kept)
         todo = [k for k in plan.modules if counts[k] < svc.cfg.min_items]
-        if not todo or attempt == svc.cfg.adapter.top_up_passes:
+        if not todo or attempt == svc.cfg.adapter.top_up_passes or (settling and svc.teacher.not_sent > unsent_before):
             break
         svc.progress(f"synthesize {plan.tag}: {', '.join(todo)} short of min_items {svc.cfg.min_items}: "
                      f"top-up pass {attempt + 1}")
-    return record(state, svc, plan, kept, dropped, names, synthesis_yield.usage_tokens(svc.usage()) - paid_before)
+    return kept, dropped
+
+
+def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STEPS) -> dict:
+    """The Adapter node: write, screen, shape, verify and deduplicate the round's items (top-up passes when
+    short). When the token budget runs out in the round, the round is settled: written again from the cache (what
+    it paid for costs nothing twice) without the calls the budget cannot pay, and the student trains on the items it
+    kept; the next teacher call then stops the run at its budget (§5). A round the budget cut before any item was
+    kept stops the run at once, as before."""
+    from agents.teacher import BudgetExhausted
+
+    plan = round_plan(state, svc)
+    paid_before = synthesis_yield.usage_tokens(svc.usage())
+    svc.progress(f"synthesize {plan.tag}: {plan.mode} items for {', '.join(plan.modules)}")
+    _, names = steps.adaptations(svc, plan.simplify, 1.0)
+    not_sent = None
+    try:
+        kept, dropped = write_round(state, svc, plan, steps, names)
+    except BudgetExhausted as stop:
+        unsent_before = svc.teacher.not_sent
+        with svc.teacher.settling():
+            kept, dropped = write_round(state, svc, plan, steps, names, settling=True)
+        if not kept:
+            raise stop
+        not_sent = svc.teacher.not_sent - unsent_before
+    paid = synthesis_yield.usage_tokens(svc.usage()) - paid_before
+    return record(state, svc, plan, kept, dropped, names, paid, not_sent)

@@ -193,6 +193,9 @@ class SynthesisYieldEvent(TraceEvent):
     teacher_tokens: int | None = Field(None, description="teacher tokens the round's synthesis paid (cache hits "
                                                          "cost nothing)")
     teacher_tokens_per_kept_item: float | None = None
+    budget_cut: bool = Field(False, description="the token budget ran out in the round: it kept what it had paid for "
+                                                "and the student trains on that (agents/adapter.py synthesize)")
+    not_sent: int | None = Field(None, description="a budget-cut round: the teacher calls the budget could not pay")
 
 
 class ItemDroppedEvent(TraceEvent):

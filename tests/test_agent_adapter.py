@@ -3,6 +3,7 @@ the source's reference, duplicates of gate items dropped, each drop with its rea
 short of min_items, and the no_adapter variant that keeps the items as first written."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -260,3 +261,53 @@ def test_a_formed_reply_cut_before_its_question_mark_is_a_cut_not_a_parse_failur
         svc.teacher = FullLength(reply)
         out = adapter.synthesize(_state(items), svc)
         assert {d["reason"].split(":")[0] for d in _rows(svc, out["dropped_files"][-1])} == {kind}
+
+
+def test_a_round_the_budget_cuts_keeps_and_records_what_it_paid_for(services, tmp_path):
+    """A real teacher client over a local HTTP server, its budget running out among the round's answer calls: the
+    round keeps the answered items (fewer than min_items: no ItemShortage), drops the unanswered ones as
+    budget_spent, traces the cut, spends within the budget and pays no call twice."""
+    from openai_server import OpenAIServer, Reply
+
+    from agents.teacher import BudgetExhausted, Teacher
+
+    items = make_items(FACTS, n_probe=8, n_test=0)
+    questions = ["Which river runs longest through Zorbia?", "What water flows past the capital of Zorbia?",
+                 "Which river do the farmers of Zorbia use most?", "Name the stream that feeds Zorbia's lakes?"]
+    over = {"thresholds.samples_per_seed": 4, "min_items": 4, "adapter.top_up_passes": 0}
+    # the round's requests, to size the budget by
+    dry = services(items, rewrites(questions), lambda p: "", **{**over, "min_items": 1})
+    adapter.synthesize(_state(items), dry)
+    cost = {"question": 1, "answer": 1}
+
+    def reply(body):
+        user = body["messages"][-1]["content"]
+        if user in questions:
+            return Reply("The river is the Tamsel.\nAnswer: Tamsel", prompt_tokens=cost["answer"],
+                         completion_tokens=0)
+        k = cost.setdefault("n", 0)
+        cost["n"] += 1
+        return Reply(questions[k % 4], prompt_tokens=cost["question"], completion_tokens=0)
+
+    with OpenAIServer(reply, models=["m"]) as srv:
+        svc = services(items, None, lambda p: "", **over, **{"teacher.spec": "openai-compatible:m",
+                                                             "teacher.base_url": srv.base_url,
+                                                             "teacher.concurrency": 1})
+        probe = Teacher(svc.cfg.teacher, tmp_path / "probe")
+        est = {step: max(probe._make_call(r).est_tokens for r in dry.teacher.requests if r.tag["step"] == step)
+               for step in ("question", "answer")}
+        budget = max(4 * est["question"], 3 * est["answer"]) + 1
+        # what the questions leave pays two answers as estimated, and two answers paid leave less than a third
+        cost["question"], cost["answer"] = (budget - int(2.5 * est["answer"])) // 4, est["answer"] - 8
+        svc.teacher = Teacher(svc.cfg.teacher.model_copy(update={"token_budget": budget}), tmp_path / "t")
+        out = adapter.synthesize(_state(items), svc)
+        sent = srv.requests
+        with pytest.raises(BudgetExhausted):  # settled for that round only
+            svc.teacher.ask([dataclasses.replace(dry.teacher.requests[-1], sample_index=99)])
+    kept = [json.loads(line) for line in (svc.run_dir / out["item_files"][-1].path).read_text().splitlines()]
+    dropped = [json.loads(line) for line in (svc.run_dir / out["dropped_files"][-1].path).read_text().splitlines()]
+    cut = [d for d in dropped if d["reason"].startswith("budget_spent")]
+    assert 1 <= len(kept) < 4 and len(kept) + len(cut) == 4 and sent == 4 + len(kept)
+    assert svc.teacher.spent_tokens <= budget
+    y = svc.trace.of("synthesis_yield")[0]
+    assert y["budget_cut"] and y["not_sent"] == len(cut) and y["kept"] == len(kept)

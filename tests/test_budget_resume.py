@@ -1,4 +1,5 @@
 """A teacher token budget stops a run cleanly (§5): the report of the student as last trained, status stopped;
+the round the budget cuts is trained on (what it paid for is not thrown away);
 `ioa resume RUN --budget N` raises the cap and the run continues from before the stop to its end without paying a
 cached call twice. Scripted teacher over real HTTP."""
 from __future__ import annotations
@@ -44,6 +45,10 @@ def test_budget_stops_cleanly_and_resume_with_a_raised_budget_finishes(tmp_path)
     assert cfg_saved["teacher"]["token_budget"] == 10000000
     paid = _paid_calls(run_dir)
     assert len(paid) == len(set(paid)), "a teacher call was paid twice across the stop and the resume"
+    events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines() if line.strip()]
+    steps = [e for e in events if e["event"] in ("synthesis_yield", "train", "decision")]
+    cut = next(i for i, e in enumerate(steps) if e.get("budget_cut"))
+    assert steps[cut + 1]["event"] == "train", "the round the budget cut was not trained on"
     assert (run_dir / "report.json").is_file()
 
 

@@ -73,3 +73,21 @@ def test_price_table_defaults_files_and_local_models(tmp_path):
     j = tmp_path / "p.json"
     j.write_text('{"z": {"input": 0.5, "output": 0.5}}')
     assert PriceTable(j).lookup("z") == (0.5, 0.5)
+
+
+def test_settling_answers_what_the_budget_cannot_pay_instead_of_raising(tmp_path):
+    from agents.teacher import BUDGET_NOT_SENT
+
+    with OpenAIServer(_fixed, models=["m"]) as srv:
+        cfg = TeacherConfig(spec="openai-compatible:m", base_url=srv.base_url, token_budget=40, concurrency=1,
+                            max_failure_share=0.0)
+        t = Teacher(cfg, tmp_path)
+        t.ask([_req(0), _req(1)])  # 30 of 40 spent
+        with t.settling():
+            got = t.ask([_req(0), _req(2), _req(3), _req(1)])  # no share of failures allowed: unsent ones are not
+        assert [r.text for r in got] == ["ok", None, None, "ok"] and got[0].cached and got[3].cached
+        assert [r.error for r in got[1:3]] == [BUDGET_NOT_SENT] * 2 and t.not_sent == 2
+        assert srv.requests == 2 and t.spent_tokens == 30
+        with pytest.raises(BudgetExhausted):  # settling ends with its block
+            t.ask([_req(2)])
+        assert t.not_sent == 3

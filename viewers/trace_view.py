@@ -289,7 +289,9 @@ def _synthesis_yield(ev: dict, width: int) -> str:
     tpk = ev.get("teacher_tokens_per_kept_item")
     return (f"yield {ev.get('round_tag')}: written {ev.get('written')}, kept {ev.get('kept')}"
             + (f", dropped {reasons}" if reasons else "")
-            + (f"; {tpk:,.0f} teacher tokens per kept item" if isinstance(tpk, (int, float)) else ""))
+            + (f"; {tpk:,.0f} teacher tokens per kept item" if isinstance(tpk, (int, float)) else "")
+            + (f"; BUDGET CUT the round ({ev.get('not_sent')} calls not sent): trained on what it kept"
+               if ev.get("budget_cut") else ""))
 
 
 def _structured_outcome(ev: dict, width: int) -> str:

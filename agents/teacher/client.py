@@ -20,7 +20,9 @@ What it guarantees:
   as a wrong model name, a local model that does not load), `BudgetExhausted` when sending a call would spend more
   than `token_budget` tokens (the calls that fit are made and cached first), and `TeacherUnavailable` when more than
   `max_failure_share` of one `ask` / `ask_structured` batch failed after their retries (the teacher is down; the
-  replies that arrived are cached, so a resume pays for none of them again).
+  replies that arrived are cached, so a resume pays for none of them again). Within `settling()` (the Adapter's
+  budget-cut round) a call the budget cannot pay is not raised but answered with `error` BUDGET_NOT_SENT, and
+  counted in `not_sent`; it never counts towards `max_failure_share`.
 - Structured output (`ask_structured`): the backend's JSON-schema support where it has one (constrained decoding
   for in-process teachers), else the schema in the prompt and a tolerant parser; up to `max_reasks` re-asks that
   show the parse error (none for a grammar reply cut at max_tokens); a value that still fails is None with `error`
@@ -39,6 +41,7 @@ What it guarantees:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -47,7 +50,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
@@ -57,7 +60,7 @@ from agents.teacher import structured as so
 from agents.teacher.accounting import Accounting
 from agents.teacher.backends import LOCAL_BACKENDS, make_chat_model, parse_spec, with_call_params
 from agents.teacher.cache import CACHE_FILE, TeacherCache, cache_key
-from agents.teacher.errors import BudgetExhausted, TeacherConfigError, TeacherUnavailable
+from agents.teacher.errors import BUDGET_NOT_SENT, BudgetExhausted, TeacherConfigError, TeacherUnavailable
 from agents.teacher.limits import Limiter
 from agents.teacher.parsing import parse_structured
 from agents.teacher.prices import PriceTable
@@ -166,6 +169,19 @@ class Teacher:
         self._modes: dict[str, str] = {}
         self._trace_lock = threading.Lock()
         self._trace_warned = False
+        self._settling = False
+        self.not_sent = 0  # calls the budget could not pay, over the client's life (raised or, settling, answered)
+
+    @contextlib.contextmanager
+    def settling(self) -> Iterator[None]:
+        """Within it, a call the token budget cannot pay comes back as a reply with the error BUDGET_NOT_SENT instead
+        of raising BudgetExhausted: cached replies and the calls that still fit are served as always. The Adapter
+        settles a round the budget cut, to keep and train on what that round had paid for."""
+        self._settling = True
+        try:
+            yield
+        finally:
+            self._settling = False
 
     # -- configuration -----------------------------------------------------------------------------------------
     def spec_for(self, role: str) -> str:
@@ -338,7 +354,7 @@ class Teacher:
     # -- failures and concurrency changes ----------------------------------------------------------------------
     def _check_failures(self, outcomes: list[tuple[str, str | None]]) -> None:
         """Raise TeacherUnavailable when more than max_failure_share of a batch's calls failed after retries."""
-        errors = [(spec, err) for spec, err in outcomes if err is not None]
+        errors = [(spec, err) for spec, err in outcomes if err is not None and err != BUDGET_NOT_SENT]
         if not errors or len(errors) <= self.cfg.max_failure_share * len(outcomes):
             return
         sent = [(spec, err) for spec, err in errors if err != _DOWN] or errors  # name a real error
@@ -388,6 +404,8 @@ class Teacher:
                 issued.append(i)
             else:
                 skipped += 1
+                if self._settling:
+                    replies[i] = TeacherReply(None, 0, 0, False, 0, 0.0, BUDGET_NOT_SENT)
                 tick(None)
         batch = _Batch(max_failures)
         local: dict[str, list[int]] = {}
@@ -431,7 +449,8 @@ class Teacher:
             tick(replies[i])
         if batch.fatal is not None:
             raise batch.fatal
-        if skipped:
+        self.not_sent += skipped
+        if skipped and not self._settling:
             raise BudgetExhausted(self.accounts.spent_tokens, self.cfg.token_budget or 0, replies, skipped)
         return replies  # type: ignore[return-value]
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from ioa_state.config import ConfigError
 
+BUDGET_NOT_SENT = "not sent: the teacher-token budget is spent"  # a reply's error within Teacher.settling()
+
 
 class TeacherConfigError(ConfigError):
     """A teacher that cannot work as configured; the message is one line and names the fix."""
