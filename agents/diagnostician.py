@@ -2,7 +2,8 @@
 
 First diagnosis: group seed and probe items into knowledge modules from the data (category labels, else TF-IDF
 clusters), merge groups under `min_probe_items`, have the teacher name and level each module and each probe item
-(structured output; a field it fails to give is filled by a recorded fallback), split probes into gate and
+(structured output; an item's level one digit under agents/item_forms.LEVEL_FORM; a field it fails to give is
+filled by a recorded fallback), split probes into gate and
 remedial-source halves, score teacher and student on the gate items, ask the teacher for a prerequisite prior.
 Every diagnosis: gaps (Eq. 2), deficient and teacher-limited modules, edges (Eq. 3), severity (Eq. 4), targets (Eq. 5).
 """
@@ -15,7 +16,7 @@ from collections import defaultdict
 
 from pydantic import BaseModel, Field
 
-from agents import scoring
+from agents import item_forms, scoring
 from agents.runtime import Services
 from ioa_state import Item, LearnerState, Module, Observation
 from ioa_state import pedagogy as ped
@@ -178,7 +179,8 @@ def _label_levels(svc: Services, modules: dict[str, Module]) -> None:
     for m, i in pairs:
         p = render("item_level", question=svc.items[i].prompt)
         reqs.append(TeacherRequest(messages=[{"role": "user", "content": p.text}], temperature=0.0, max_tokens=6,
-                                   role="diagnostician", tag={"module": m.id, "item": i, "template": p.template}))
+                                   role="diagnostician", form=item_forms.LEVEL_FORM,
+                                   tag={"module": m.id, "item": i, "template": p.template}))
     failed: dict[str, int] = defaultdict(int)
     for (m, i), rep in zip(pairs, svc.teacher.ask(reqs)):
         level = parse_level(rep.text)

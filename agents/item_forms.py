@@ -1,5 +1,6 @@
-"""The free-text forms of the Adapter's two teacher calls (adapter.text_form), as regular expressions that an
-in-process teacher generates under (TeacherRequest.form; xgrammar for hf:, vLLM's structured outputs for vllm:).
+"""The free-text forms of the Adapter's two teacher calls (adapter.text_form) and of the diagnosis's item-level
+call, as regular expressions that an in-process teacher generates under (TeacherRequest.form; xgrammar for hf:,
+vLLM's structured outputs for vllm:).
 
 A small teacher asked to "reply with the new question only" often answers the question instead, or writes a
 paragraph around it: a third of the candidates used not to parse. Under `question_form` the reply is one line of
@@ -8,12 +9,15 @@ question (whether it is a good one is still the screen's and the judge's busines
 at most ANSWER_STEPS short step lines, then the fixed template's "Answer: <answer>" line with something after the
 colon, so the checker and the vote always find the final answer where the template puts it. Both bounds are in
 characters, from the call's token budget at CHARS_PER_TOKEN, so that the form closes before max_tokens cuts it.
+Under `LEVEL_FORM` the item-level reply is the one digit its prompt asks for (the packaged teacher used to answer
+with words: 60 of 72 replies named no level, and those items took their module's level).
 """
 from __future__ import annotations
 
 CHARS_PER_TOKEN = 3  # a safe floor for English text with SmolLM2's and similar BPE vocabularies (about 4 on average)
 ANSWER_STEPS = 3
 ANSWER_MAX_CHARS = 60  # the final answer itself: a name, a number or a few words
+LEVEL_FORM = "[123]"  # prompts/item_level.txt: "Reply with one digit: 1, 2 or 3."
 
 
 def question_form(max_tokens: int) -> str:

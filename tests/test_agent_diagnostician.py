@@ -6,7 +6,7 @@ import json
 
 from conftest import make_items
 
-from agents import diagnostician
+from agents import diagnostician, item_forms
 from baselines.ablations import uniform_targets
 from ioa_state import LearnerState
 
@@ -52,6 +52,8 @@ def test_first_diagnosis_finds_the_gaps_and_leaves_the_known_module(services):
     assert out["test_teacher"]["overall"] == 1.0 and abs(out["test_before"]["overall"] - 1 / 3) < 1e-9
     events = svc.trace.of("module_diagnosis")
     assert {e["module"]: e["deficient"] for e in events} == {"colours": False, "money": True, "rivers": True}
+    levels = [r for r in svc.teacher.requests if r.messages[-1]["content"].startswith("How hard")]
+    assert levels and all(r.form == item_forms.LEVEL_FORM for r in levels)  # one digit, under an in-process grammar
 
 
 def test_a_module_the_teacher_cannot_answer_is_teacher_limited_and_never_targeted(services):

@@ -1,5 +1,6 @@
 """Free-text forms (agents/item_forms.py): under the grammar every reply of a teacher, even noise, is a question the
-Adapter parses, or steps and a non-empty "Answer:" line, within the call's token budget; the form travels with the
+Adapter parses, or steps and a non-empty "Answer:" line, or the one digit of an item level, within the call's token
+budget; the form travels with the
 request to in-process teachers only, and is part of their cache key."""
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import re
 import pytest
 from conftest import varied_tiny_model
 
+from agents.diagnostician import parse_level
 from agents.item_checks import parse_question
-from agents.item_forms import answer_form, question_form
+from agents.item_forms import LEVEL_FORM, answer_form, question_form
 from agents.teacher import Teacher, TeacherRequest
 from agents.teacher.hf_chat import clear_loaded_models
 from ioa_state.config import TeacherConfig
@@ -50,6 +52,9 @@ def test_noise_under_the_forms_parses_and_closes_within_the_budget(tiny):
     for g in answers:
         assert g.finished and re.fullmatch(answer_form(96), g.text), g
         assert final_answer(g.text)  # the checker finds a final answer on the template's line
+    levels = generate(model, tok, convs, max_new_tokens=6, temperature=1.0, seeds=[9, 10, 11, 12],
+                      constraints=[Regex(LEVEL_FORM)] * 4)
+    assert all(g.finished and parse_level(g.text) == int(g.text) for g in levels), levels  # the diagnosis's levels
 
 
 def test_the_form_goes_to_in_process_teachers_only_and_keys_their_cache(tmp_path):
