@@ -20,6 +20,11 @@ the node runs these steps, each a function below:
    adapter.dedup_rouge) of a kept or gate item is dropped.
 5. top up: a module left with fewer than `min_items` items gets another pass with fresh samples (bounded).
 
+Steps 1-4 run over a pass's candidates in chunks of CHUNK, the round's modules taking turns (`chunks`). When the
+teacher-token budget runs out in the round, the round is settled (`synthesize`): written again from the cache, the
+calls the budget cannot pay answered as not sent, and the student trains on what the round kept; so a budget stop
+wastes at most one chunk's questions.
+
 Kept items (`SynthesizedItem`) and dropped candidates (`DroppedItem`, with the reason) go to JSONL files; the round's
 yield (written, kept, dropped by reason, teacher tokens per kept item: agents/synthesis_yield.py) is traced. The steps
 that a baseline replaces (the adaptation text, the number of answer samples, the judge) are `AdapterSteps`; the
@@ -27,6 +32,7 @@ graph builder wires another set for the no_adapter ablation (baselines/ablations
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -55,6 +61,7 @@ from ioa_state.records import DroppedItem, SynthesizedItem, WrongAnswer
 from prompts import render, template
 
 PASS_STRIDE = 300  # sample indices per pass (round * 1000 + pass * 300 + j): every pass draws fresh samples
+CHUNK = 32  # candidates written and answered together (one in-process generate batch); see `chunks`
 
 
 class ItemShortage(RuntimeError):
@@ -271,22 +278,32 @@ def slots(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str], 
     return out
 
 
+def chunks(todo: list[Slot], size: int = CHUNK) -> list[list[Slot]]:
+    """A pass's slots in chunks of `size`, the modules taking turns (each module's slots stay in their order, so its
+    judging order, and with it the dedup rule's, is what one batch would give): a budget that runs out mid-round
+    leaves one chunk's questions unanswered, and every module of the round has had its share of the chunks before."""
+    by_module: dict[str, list[Slot]] = {}
+    for s in todo:
+        by_module.setdefault(s.module, []).append(s)
+    turns = [s for row in itertools.zip_longest(*by_module.values()) for s in row if s is not None]
+    return [turns[i:i + size] for i in range(0, len(turns), size)]
+
+
 def dropped_item(plan: RoundPlan, module: str, source: Item, wrong: str | None, level: int, pass_: int,
                  question: str | None, reason: str, answer: str | None = None) -> DroppedItem:
     return DroppedItem(module=module, source=source.id, from_wrong_answer=wrong is not None, level=level,
                        mode=plan.mode, pass_=pass_, question=question, answer=answer, reason=reason)
 
 
-def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str], attempt: int,
+def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo_slots: list[Slot], attempt: int,
                     steps: AdapterSteps = IOA_STEPS) -> tuple[list[Candidate], list[DroppedItem]]:
-    """Step 1: new questions for the modules in `todo`, as free text (or whole items: adapter.item_format json)."""
+    """Step 1: new questions for these slots, as free text (or whole items: adapter.item_format json)."""
     from agents.teacher import BUDGET_NOT_SENT, TeacherRequest
 
     if svc.cfg.adapter.item_format == "json":
-        return draft_items(state, svc, plan, slots(state, svc, plan, todo, attempt), attempt, steps)
+        return draft_items(state, svc, plan, todo_slots, attempt, steps)
     cfg = svc.cfg
     sys_msg = [{"role": "system", "content": plan.context}] if plan.context and cfg.adapter.question_sheet else []
-    todo_slots = slots(state, svc, plan, todo, attempt)
     form = item_forms.question_call_form(cfg)
     reqs, tmpls = [], []
     for s in todo_slots:
@@ -506,12 +523,13 @@ def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: Adap
     todo = list(plan.modules)
     for attempt in range(1 + svc.cfg.adapter.top_up_passes):
         unsent_before = svc.teacher.not_sent if settling else 0
-        candidates, unparsed = write_questions(state, svc, plan, todo, attempt, steps)
-        candidates, screened = screen(state, svc, plan, candidates, steps.gate_screen)
-        answers = answer_candidates(state, svc, plan, candidates, steps)
-        candidates, answers, unpaid = paid_for(plan, candidates, answers)
-        dropped += unparsed + screened + unpaid
-        judge_all(state, svc, plan, candidates, answers, steps, names, earlier, kept, dropped)
+        for chunk in chunks(slots(state, svc, plan, todo, attempt)):
+            candidates, unparsed = write_questions(state, svc, plan, chunk, attempt, steps)
+            candidates, screened = screen(state, svc, plan, candidates, steps.gate_screen)
+            answers = answer_candidates(state, svc, plan, candidates, steps)
+            candidates, answers, unpaid = paid_for(plan, candidates, answers)
+            dropped += unparsed + screened + unpaid
+            judge_all(state, svc, plan, candidates, answers, steps, names, earlier, kept, dropped)
         counts = Counter(r.module for r in kept)
         todo = [k for k in plan.modules if counts[k] < svc.cfg.min_items]
         if not todo or attempt == svc.cfg.adapter.top_up_passes or (settling and svc.teacher.not_sent > unsent_before):

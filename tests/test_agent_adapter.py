@@ -311,3 +311,14 @@ def test_a_round_the_budget_cuts_keeps_and_records_what_it_paid_for(services, tm
     assert svc.teacher.spent_tokens <= budget
     y = svc.trace.of("synthesis_yield")[0]
     assert y["budget_cut"] and y["not_sent"] == len(cut) and y["kept"] == len(kept)
+
+
+def test_chunks_let_the_modules_take_turns_and_keep_each_modules_order():
+    from ioa_state import Item
+
+    src = Item(id="s", prompt="Q?", reference="A", category="a", split="seed")
+    todo = [adapter.Slot(m, src, None, 1, "", j) for m, n in (("a", 5), ("b", 2), ("c", 3)) for j in range(n)]
+    got = adapter.chunks(todo, size=4)
+    assert [[(s.module, s.sample_index) for s in c] for c in got] == [
+        [("a", 0), ("b", 0), ("c", 0), ("a", 1)], [("b", 1), ("c", 1), ("a", 2), ("c", 2)], [("a", 3), ("a", 4)]]
+    assert adapter.chunks([], size=4) == []
