@@ -20,10 +20,10 @@ the node runs these steps, each a function below:
    adapter.dedup_rouge) of a kept or gate item is dropped.
 5. top up: a module left with fewer than `min_items` items gets another pass with fresh samples (bounded).
 
-Steps 1-4 run over a pass's candidates in chunks of CHUNK, the round's modules taking turns (`chunks`). When the
-teacher-token budget runs out in the round, the round is settled (`synthesize`): written again from the cache, the
-calls the budget cannot pay answered as not sent, and the student trains on what the round kept; so a budget stop
-wastes at most one chunk's questions.
+Steps 1-4 run over a pass's candidates in chunks of CHUNK, the round's modules taking turns (`chunks`). The round
+runs within `Teacher.settling()` (`synthesize`): when the teacher-token budget runs out in it, the calls the budget
+cannot pay are answered as not sent, and the student trains on what the round kept; so a budget stop wastes at most
+one chunk's questions.
 
 Kept items (`SynthesizedItem`) and dropped candidates (`DroppedItem`, with the reason) go to JSONL files; the round's
 yield (written, kept, dropped by reason, teacher tokens per kept item: agents/synthesis_yield.py) is traced. The steps
@@ -350,7 +350,7 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
         tmpls.append(p.template)
     candidates, dropped = [], []
     for s, tmpl, rep in zip(todo, tmpls, svc.teacher.ask_structured(reqs, item_drafts.ItemDraft)):
-        if rep.raw is None and rep.error == BUDGET_NOT_SENT:
+        if rep.error == BUDGET_NOT_SENT:  # a budget-cut round: never written, not a candidate
             continue
         if rep.value is None:
             why = f"parse: {rep.error}" if rep.raw is not None else f"teacher error: {rep.error}"
@@ -513,16 +513,16 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
             "phase": "synthesized", "usage": svc.usage()}
 
 
-def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: AdapterSteps, names: list[str],
-                settling: bool = False) -> tuple[list[SynthesizedItem], list[DroppedItem]]:
-    """Steps 1-5 for every module of the round: passes until each module has min_items items (or the top-up passes
-    are spent; `settling`: or a pass had calls the budget could not pay)."""
+def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: AdapterSteps,
+                names: list[str]) -> tuple[list[SynthesizedItem], list[DroppedItem]]:
+    """Steps 1-5 for every module of the round: passes until each module has min_items items, the top-up passes
+    are spent, or a pass had calls the budget could not pay."""
     earlier = earlier_items(state, svc, plan.modules)
     kept: list[SynthesizedItem] = []
     dropped: list[DroppedItem] = []
     todo = list(plan.modules)
     for attempt in range(1 + svc.cfg.adapter.top_up_passes):
-        unsent_before = svc.teacher.not_sent if settling else 0
+        unsent_before = svc.teacher.not_sent
         for chunk in chunks(slots(state, svc, plan, todo, attempt)):
             candidates, unparsed = write_questions(state, svc, plan, chunk, attempt, steps)
             candidates, screened = screen(state, svc, plan, candidates, steps.gate_screen)
@@ -532,7 +532,7 @@ def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: Adap
             judge_all(state, svc, plan, candidates, answers, steps, names, earlier, kept, dropped)
         counts = Counter(r.module for r in kept)
         todo = [k for k in plan.modules if counts[k] < svc.cfg.min_items]
-        if not todo or attempt == svc.cfg.adapter.top_up_passes or (settling and svc.teacher.not_sent > unsent_before):
+        if not todo or attempt == svc.cfg.adapter.top_up_passes or svc.teacher.not_sent > unsent_before:
             break
         svc.progress(f"synthesize {plan.tag}: {', '.join(todo)} short of min_items {svc.cfg.min_items}: "
                      f"top-up pass {attempt + 1}")
@@ -541,25 +541,20 @@ def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: Adap
 
 def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STEPS) -> dict:
     """The Adapter node: write, screen, shape, verify and deduplicate the round's items (top-up passes when
-    short). When the token budget runs out in the round, the round is settled: written again from the cache (what
-    it paid for costs nothing twice) without the calls the budget cannot pay, and the student trains on the items it
-    kept; the next teacher call then stops the run at its budget (§5). A round the budget cut before any item was
-    kept stops the run at once, as before."""
+    short). The round runs within `Teacher.settling()`: when the token budget runs out in it, the calls it cannot
+    pay come back as not sent, and the student trains on the items the round kept; the next teacher call then stops
+    the run at its budget (§5). A round the budget cut before any item was kept stops the run at once."""
     from agents.teacher import BudgetExhausted
 
     plan = round_plan(state, svc)
     paid_before = synthesis_yield.usage_tokens(svc.usage())
     svc.progress(f"synthesize {plan.tag}: {plan.mode} items for {', '.join(plan.modules)}")
     _, names = steps.adaptations(svc, plan.simplify, 1.0)
-    not_sent = None
-    try:
+    unsent_before = svc.teacher.not_sent
+    with svc.teacher.settling():
         kept, dropped = write_round(state, svc, plan, steps, names)
-    except BudgetExhausted as stop:
-        unsent_before = svc.teacher.not_sent
-        with svc.teacher.settling():
-            kept, dropped = write_round(state, svc, plan, steps, names, settling=True)
-        if not kept:
-            raise stop
-        not_sent = svc.teacher.not_sent - unsent_before
+    not_sent = svc.teacher.not_sent - unsent_before
+    if not_sent and not kept:
+        raise BudgetExhausted(svc.teacher.spent_tokens, svc.cfg.teacher.token_budget or 0, [], not_sent)
     paid = synthesis_yield.usage_tokens(svc.usage()) - paid_before
-    return record(state, svc, plan, kept, dropped, names, paid, not_sent)
+    return record(state, svc, plan, kept, dropped, names, paid, not_sent or None)

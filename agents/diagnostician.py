@@ -3,8 +3,8 @@
 First diagnosis: group seed and probe items into knowledge modules from the data (category labels, else TF-IDF
 clusters), merge groups under `min_probe_items`, have the teacher name and level each module and each probe item
 (structured output; an item's level one digit under agents/item_forms.LEVEL_FORM; a field it fails to give is
-filled by a recorded fallback), split probes into gate and
-remedial-source halves, score teacher and student on the gate items, ask the teacher for a prerequisite prior.
+filled by a recorded fallback), split probes into gate and remedial-source halves, score teacher and student on
+the gate items, ask the teacher for a prerequisite prior.
 Every diagnosis: gaps (Eq. 2), deficient and teacher-limited modules, edges (Eq. 3), severity (Eq. 4), targets (Eq. 5).
 """
 from __future__ import annotations

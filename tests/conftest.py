@@ -7,6 +7,7 @@ local model and a real HTTP server (tests/test_teacher_*.py, tests/test_integrat
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,11 @@ class ScriptedTeacher:
         self.reply = reply
         self.requests: list = []
         self.usage: dict = {}
+        self.not_sent = 0  # it has no budget: every call is answered
+
+    @contextlib.contextmanager
+    def settling(self):
+        yield
 
     def ask(self, requests):
         from agents.teacher import TeacherReply

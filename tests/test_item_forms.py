@@ -1,7 +1,6 @@
 """Free-text forms (agents/item_forms.py): under the grammar every reply of a teacher, even noise, is a question the
 Adapter parses, or steps and a non-empty "Answer:" line, or the one digit of an item level, within the call's token
-budget; the form travels with the
-request to in-process teachers only, and is part of their cache key."""
+budget; the form travels with the request to in-process teachers only, and is part of their cache key."""
 from __future__ import annotations
 
 import re
