@@ -8,7 +8,8 @@ the node runs these steps, each a function below:
    `adapter.item_format: json` one structured call writes the question, its steps and its final answer together
    (agents/item_drafts.py) instead of a question call and an answer call.
 2. `screen`: before any answer is paid for, a question that is cut (`cut_question`), misnames an entity its source
-   names (`misnamed_entity`, on packs whose items paraphrase their source) or duplicates a test-split question
+   names (`misnamed_entity`) or leaves out a name its source question names (`missing_entity`; both on packs whose
+   items paraphrase their source), or duplicates a test-split question
    (`test_overlap`, the only use of the test split before the report) is dropped (agents/item_checks.py); so is one
    that duplicates a gate question with its source's reference, where that reference will verify the answer.
 3. `answer_candidates`: the teacher answers each question with the enabled adaptations in its system prompt
@@ -50,6 +51,7 @@ from agents.item_checks import (
     gate_duplicate,
     known_words,
     misnamed_entity,
+    missing_entity,
     parse_question,
     verify_by_checker,
     verify_by_vote,
@@ -173,13 +175,19 @@ def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], g
 
 
 def question_form(plan: RoundPlan, cand: Candidate) -> str | None:
-    """The drop reason of a question that is cut or misnames its source's entities, else None."""
+    """The drop reason of a question that is cut, misnames its source's entities or leaves one of its source
+    question's names out (paraphrase packs), else None."""
     bound = item_drafts.QUESTION_MAX_CHARS if cand.drafted is not None else None
     why = complete_question(cand.question, cand.reply, cand.reply_cut, bound)
     if why is not None:
         return f"cut_question: {why}"
-    why = misnamed_entity(cand.question, cand.entities(), plan.known) if plan.check_names else None
-    return None if why is None else f"misnamed_entity: {why}"
+    if not plan.check_names:
+        return None
+    why = misnamed_entity(cand.question, cand.entities(), plan.known)
+    if why is not None:
+        return f"misnamed_entity: {why}"
+    why = missing_entity(cand.question, cand.source.prompt)
+    return None if why is None else f"missing_entity: {why}"
 
 
 def answer_form(plan: RoundPlan, cand: Candidate, answer: str) -> str | None:
@@ -364,9 +372,10 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
 def screen(state: LearnerState, svc: Services, plan: RoundPlan, candidates: list[Candidate],
            gate_screen: bool = True) -> tuple[list[Candidate], list[DroppedItem]]:
     """Step 2: drop, before their answers are paid for, the questions that duplicate a test-split question (exact, or
-    content-word ROUGE-L >= adapter.test_overlap_rouge; only the question text is compared), are cut, or misname
-    their source's entities; and, where the answer will be verified against the source's reference, those that
-    duplicate a gate question asking for it (the judge's gate rule, applied before the answer instead of after)."""
+    content-word ROUGE-L >= adapter.test_overlap_rouge; only the question text is compared), are cut, misname
+    their source's entities or leave out a name of their source's question; and, where the answer will be verified
+    against the source's reference, those that duplicate a gate question asking for it (the judge's gate rule,
+    applied before the answer instead of after)."""
     bar, dedup = svc.cfg.adapter.test_overlap_rouge, svc.cfg.adapter.dedup_rouge
     tests = HeldOutQuestions([it.prompt for it in svc.items.values() if it.split == "test"], bar)
     kept, dropped = [], []
@@ -507,7 +516,8 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
     tpk = y["teacher_tokens_per_kept_item"]
     svc.progress(f"synthesize {plan.tag}: kept {len(kept)} items ({dict(counts)}), dropped {len(dropped)}"
                  + (f"; {tpk:,.0f} teacher tokens paid per kept item" if tpk is not None else "")
-                 + (f"; the budget cut the round ({not_sent} calls not sent): training on what it paid for"
+                 + (f"; the budget cut the round ({not_sent} calls not sent): "
+                    + ("training on what it paid for" if kept else "nothing to train on, the run stops at its budget")
                     if not_sent is not None else ""))
     return {"item_files": state.item_files + [ref], "dropped_files": state.dropped_files + [drop_ref],
             "phase": "synthesized", "usage": svc.usage()}
@@ -543,7 +553,8 @@ def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STE
     """The Adapter node: write, screen, shape, verify and deduplicate the round's items (top-up passes when
     short). The round runs within `Teacher.settling()`: when the token budget runs out in it, the calls it cannot
     pay come back as not sent, and the student trains on the items the round kept; the next teacher call then stops
-    the run at its budget (§5). A round the budget cut before any item was kept stops the run at once."""
+    the run at its budget (§5). A round the budget cut before any item was kept is recorded (its files, its yield)
+    and stops the run at once: the BudgetExhausted carries the dropped file for the state (graph/runner.py)."""
     from agents.teacher import BudgetExhausted
 
     plan = round_plan(state, svc)
@@ -554,7 +565,10 @@ def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STE
     with svc.teacher.settling():
         kept, dropped = write_round(state, svc, plan, steps, names)
     not_sent = svc.teacher.not_sent - unsent_before
-    if not_sent and not kept:
-        raise BudgetExhausted(svc.teacher.spent_tokens, svc.cfg.teacher.token_budget or 0, [], not_sent)
     paid = synthesis_yield.usage_tokens(svc.usage()) - paid_before
-    return record(state, svc, plan, kept, dropped, names, paid, not_sent or None)
+    out = record(state, svc, plan, kept, dropped, names, paid, not_sent or None)
+    if not_sent and not kept:  # recorded (the run's yield counts its candidates), then the budget stop
+        stop = BudgetExhausted(svc.teacher.spent_tokens, svc.cfg.teacher.token_budget or 0, [], not_sent)
+        stop.state_update = {"dropped_files": out["dropped_files"][-1:]}
+        raise stop
+    return out

@@ -216,6 +216,26 @@ def misnamed_entity(text: str, entities: list[str], known: set[str]) -> str | No
     return None
 
 
+def names_entity(words: list[str], entity: str) -> bool:
+    """Does one of `words` name `entity`: the name itself or a form of it (Zorbia's, Zorbian; Italian for Italy: the
+    name without its last letter, then more letters), case aside?"""
+    e = entity.lower()
+    return any(w.lower().startswith(e) or (len(e) >= 5 and len(w) > len(e) and w.lower().startswith(e[:-1]))
+               for w in words)
+
+
+def missing_entity(question: str, source_question: str) -> str | None:
+    """Why a rewritten question leaves out a proper name its source question names, or None.
+
+    A paraphrase must still ask about the same thing: "What language is this?" written from "What is the language
+    of Zorbia?" asks nothing the source's reference answers, and kept it would teach "Zorbish" as the answer to a
+    question about no country. The names are the source question's own (`entity_names`), not its reference's (a
+    question does not name its answer)."""
+    words = _words(question)
+    missing = [e for e in entity_names([source_question]) if not names_entity(words, e)]
+    return None if not missing else f"does not name its source's {', '.join(repr(e) for e in missing)}"
+
+
 def empty_final_answer(answer: str) -> str | None:
     """Why an answer has no final answer, or None: the last "Answer:" marker is followed by nothing (or a
     placeholder such as "<the answer>"), or without a marker the answer is blank."""

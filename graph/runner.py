@@ -145,8 +145,9 @@ def stop_at_budget(graph, cfg: dict, svc: Services, e: Exception) -> bool:
                  modules=list(stage.modules) if stage else [])
     trace_decisions(svc, [d], d.modules, node="budget")
     # as if `remediate` had run: its route sends a stopped run to the report
+    recorded = {k: getattr(state, k) + v for k, v in getattr(e, "state_update", {}).items()}
     graph.update_state(cfg, {"status": "stopped", "stop_reason": reason, "decisions": state.decisions + [d],
-                             "usage": svc.usage()}, as_node="remediate")
+                             "usage": svc.usage(), **recorded}, as_node="remediate")
     return True
 
 

@@ -170,6 +170,25 @@ def test_cut_misnamed_and_empty_answer_candidates_are_dropped_each_with_its_reas
     assert {d["event"] for d in svc.trace.events} >= {"synthesis_yield", "item_dropped"}
 
 
+def test_a_question_that_leaves_out_its_sources_name_is_dropped_before_its_answer_is_paid_for(services):
+    def reply(req):
+        if req.tag.get("step") == "question":
+            return ["Which river runs longest through Zorbia?", "Which river is the longest one?"][req.sample_index % 2]
+        return "It is the Tamsel."
+
+    items = make_items(FACTS, n_probe=8, n_test=0)
+    svc = services(items, reply, lambda p: "", **{"thresholds.samples_per_seed": 2, "min_items": 1})
+    out = adapter.synthesize(_state(items), svc)
+    kept, dropped = _rows(svc, out["item_files"][-1]), _rows(svc, out["dropped_files"][-1])
+    assert [k["prompt"] for k in kept] == ["Which river runs longest through Zorbia?"]
+    missing = [d for d in dropped if d["reason"].startswith("missing_entity")]
+    assert [d["question"] for d in missing] == ["Which river is the longest one?"]
+    assert "'Zorbia'" in missing[0]["reason"]
+    answered = {r.messages[-1]["content"] for r in svc.teacher.requests if r.tag.get("step") == "answer"}
+    assert "Which river is the longest one?" not in answered                   # screened before its answer
+    assert svc.trace.of("synthesis_yield")[0]["dropped_by_reason"]["missing_entity"] == 1
+
+
 def _json_reply(item_replies):
     """A teacher that answers the k-th structured item request with item_replies[k % len], answers with the fact."""
     count = {"i": 0}
@@ -311,6 +330,46 @@ def test_a_round_the_budget_cuts_keeps_and_records_what_it_paid_for(services, tm
     assert svc.teacher.spent_tokens <= budget
     y = svc.trace.of("synthesis_yield")[0]
     assert y["budget_cut"] and y["not_sent"] == len(cut) and y["kept"] == len(kept)
+
+
+def test_a_round_the_budget_cuts_before_any_item_is_kept_is_recorded_then_stops(services, tmp_path):
+    """The budget pays the round's questions and none of their answers: the round's candidates are recorded (the
+    dropped file, the yield traced as cut) and the budget stop carries that file for the run's state."""
+    from openai_server import OpenAIServer, Reply
+
+    from agents.teacher import BudgetExhausted, Teacher
+
+    items = make_items(FACTS, n_probe=8, n_test=0)
+    questions = ["Which river runs longest through Zorbia?", "What water flows past the capital of Zorbia?",
+                 "Which river do the farmers of Zorbia use most?", "Name the stream that feeds Zorbia's lakes?"]
+    over = {"thresholds.samples_per_seed": 4, "min_items": 1, "adapter.top_up_passes": 0}
+    dry = services(items, rewrites(questions), lambda p: "", **over)
+    adapter.synthesize(_state(items), dry)
+    cost = {}
+
+    def reply(body):
+        k = cost.setdefault("n", 0)
+        cost["n"] += 1
+        return Reply(questions[k % 4], prompt_tokens=cost["question"], completion_tokens=0)
+
+    with OpenAIServer(reply, models=["m"]) as srv:
+        svc = services(items, None, lambda p: "", **over, **{"teacher.spec": "openai-compatible:m",
+                                                             "teacher.base_url": srv.base_url,
+                                                             "teacher.concurrency": 1})
+        probe = Teacher(svc.cfg.teacher, tmp_path / "probe")
+        est = {step: max(probe._make_call(r).est_tokens for r in dry.teacher.requests if r.tag["step"] == step)
+               for step in ("question", "answer")}
+        budget = 4 * est["question"] + est["answer"]
+        cost["question"] = -(-(budget - est["answer"] + 1) // 4)  # four questions leave less than one answer's estimate
+        svc.teacher = Teacher(svc.cfg.teacher.model_copy(update={"token_budget": budget}), tmp_path / "t")
+        with pytest.raises(BudgetExhausted) as stop:
+            adapter.synthesize(_state(items), svc)
+        assert srv.requests == 4
+    (ref,) = stop.value.state_update["dropped_files"]
+    dropped = [json.loads(line) for line in (svc.run_dir / ref.path).read_text().splitlines()]
+    assert len(dropped) == 4 and all(d["reason"].startswith("budget_spent") for d in dropped)
+    y = svc.trace.of("synthesis_yield")[0]
+    assert y["budget_cut"] and (y["written"], y["kept"], y["not_sent"]) == (4, 0, 4)
 
 
 def test_chunks_let_the_modules_take_turns_and_keep_each_modules_order():

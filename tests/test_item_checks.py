@@ -13,6 +13,7 @@ from agents.item_checks import (
     known_words,
     lcs_f,
     misnamed_entity,
+    missing_entity,
     near_spelling,
     parse_question,
     verify_by_checker,
@@ -118,3 +119,17 @@ def test_a_question_that_duplicates_a_test_question_is_found():
     # a phrasing that says more is new: "language spoken zorbia" vs "language zorbia", 2*2/5 = 0.8 < 0.9
     assert tests.match("Which language is spoken in Zorbia?") is None
     assert lcs_f(["language", "spoken", "zorbia"], ["language", "zorbia"]) == 0.8
+
+
+def test_a_rewrite_that_leaves_out_its_source_questions_name_is_a_missing_entity():
+    source = "What is the language of Zorbia?"
+    why = missing_entity("What language is this?", source)
+    assert why is not None and "'Zorbia'" in why
+    assert missing_entity("Which language do people in Zorbia speak?", source) is None
+    assert missing_entity("What do Zorbians speak?", source) is None                       # a form of the name
+    assert missing_entity("Which language is spoken in zorbia?", source) is None          # case aside
+    assert missing_entity("What is Italian food called?", "What is the national food of Italy?") is None
+    assert missing_entity("What is the capital of Spain?", "What is the capital of France?") is not None
+    # the names are the source question's, not its reference's: a question need not name its answer
+    assert missing_entity("Which city is Zorbia's capital?", "What is the capital of Zorbia?") is None
+    assert missing_entity("What is the opposite of cold?", "What is the opposite of happy?") is None  # no name

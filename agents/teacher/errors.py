@@ -25,7 +25,8 @@ class BudgetExhausted(RuntimeError):
     """The teacher token budget (`teacher.token_budget`) would be exceeded by the next call.
 
     `replies` holds the replies of the interrupted `ask` in request order (None where the call was not issued);
-    `unanswered` counts those None entries.
+    `unanswered` counts those None entries. `state_update` is what the node the budget interrupted had recorded
+    (the Adapter's dropped file of a round cut before any item was kept), merged into the state at the stop.
     """
 
     def __init__(self, spent: int, budget: int, replies: list[Any] | None = None, unanswered: int = 0) -> None:
@@ -33,6 +34,7 @@ class BudgetExhausted(RuntimeError):
         self.budget = budget
         self.replies = replies or []
         self.unanswered = unanswered
+        self.state_update: dict[str, Any] = {}  # what the interrupted node recorded, for the state of the stop
         super().__init__(
             f"teacher token budget exhausted: {spent} of {budget} tokens spent; "
             f"{unanswered} request(s) not sent (cached replies are still served)"
