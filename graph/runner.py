@@ -129,8 +129,10 @@ def budget_stop_origin(graph, cfg: dict, svc: Services) -> dict | None:
 
 def stop_at_budget(graph, cfg: dict, svc: Services, e: Exception) -> bool:
     """The teacher-token budget ran out (§5: a run stops cleanly at it): from the last checkpoint, record a finish
-    decision and route to the report (the student as last trained, the spend as paid). False when the budget ran out
-    before the first diagnosis was checkpointed: then there is nothing to report and the error stands."""
+    decision and route to the report (the student as last trained, the spend as paid, and what the interrupted
+    node recorded: `e.state_update`, the Adapter's dropped file of a round cut before any item was kept). False
+    when the budget ran out before the first diagnosis was checkpointed: then there is nothing to report and the
+    error stands."""
     from agents.examiner import trace_decisions
     from ioa_state import Decision
 
