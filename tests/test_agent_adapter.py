@@ -282,6 +282,18 @@ def test_a_formed_reply_cut_before_its_question_mark_is_a_cut_not_a_parse_failur
         assert {d["reason"].split(":")[0] for d in _rows(svc, out["dropped_files"][-1])} == {kind}
 
 
+def _over_http(services, items, over, srv, dry, tmp_path):
+    """Services whose teacher config points at the local HTTP server `srv`, and the client's token estimate of the
+    largest question and answer call of the dry run `dry` (to size a budget by)."""
+    from agents.teacher import Teacher
+
+    svc = services(items, None, lambda p: "", **over, **{"teacher.spec": "openai-compatible:m",
+                                                         "teacher.base_url": srv.base_url, "teacher.concurrency": 1})
+    probe = Teacher(svc.cfg.teacher, tmp_path / "probe")
+    return svc, {step: max(probe._make_call(r).est_tokens for r in dry.teacher.requests if r.tag["step"] == step)
+                 for step in ("question", "answer")}
+
+
 def test_a_round_the_budget_cuts_keeps_and_records_what_it_paid_for(services, tmp_path):
     """A real teacher client over a local HTTP server, its budget running out among the round's answer calls: the
     round keeps the answered items (fewer than min_items: no ItemShortage), drops the unanswered ones as
@@ -309,12 +321,7 @@ def test_a_round_the_budget_cuts_keeps_and_records_what_it_paid_for(services, tm
         return Reply(questions[k % 4], prompt_tokens=cost["question"], completion_tokens=0)
 
     with OpenAIServer(reply, models=["m"]) as srv:
-        svc = services(items, None, lambda p: "", **over, **{"teacher.spec": "openai-compatible:m",
-                                                             "teacher.base_url": srv.base_url,
-                                                             "teacher.concurrency": 1})
-        probe = Teacher(svc.cfg.teacher, tmp_path / "probe")
-        est = {step: max(probe._make_call(r).est_tokens for r in dry.teacher.requests if r.tag["step"] == step)
-               for step in ("question", "answer")}
+        svc, est = _over_http(services, items, over, srv, dry, tmp_path)
         budget = max(4 * est["question"], 3 * est["answer"]) + 1
         # what the questions leave pays two answers as estimated, and two answers paid leave less than a third
         cost["question"], cost["answer"] = (budget - int(2.5 * est["answer"])) // 4, est["answer"] - 8
@@ -353,12 +360,7 @@ def test_a_round_the_budget_cuts_before_any_item_is_kept_is_recorded_then_stops(
         return Reply(questions[k % 4], prompt_tokens=cost["question"], completion_tokens=0)
 
     with OpenAIServer(reply, models=["m"]) as srv:
-        svc = services(items, None, lambda p: "", **over, **{"teacher.spec": "openai-compatible:m",
-                                                             "teacher.base_url": srv.base_url,
-                                                             "teacher.concurrency": 1})
-        probe = Teacher(svc.cfg.teacher, tmp_path / "probe")
-        est = {step: max(probe._make_call(r).est_tokens for r in dry.teacher.requests if r.tag["step"] == step)
-               for step in ("question", "answer")}
+        svc, est = _over_http(services, items, over, srv, dry, tmp_path)
         budget = 4 * est["question"] + est["answer"]
         cost["question"] = -(-(budget - est["answer"] + 1) // 4)  # four questions leave less than one answer's estimate
         svc.teacher = Teacher(svc.cfg.teacher.model_copy(update={"token_budget": budget}), tmp_path / "t")
