@@ -57,7 +57,7 @@ from agents.item_checks import (
     verify_by_vote,
     with_template,
 )
-from agents.runtime import Services, read_jsonl, write_jsonl
+from agents.runtime import Services, context_for, read_jsonl, write_jsonl
 from ioa_state import Item, LearnerState
 from ioa_state.records import DroppedItem, SynthesizedItem, WrongAnswer
 from prompts import render, template
@@ -85,6 +85,11 @@ class RoundPlan:
     context: str | None
     known: frozenset[str] = frozenset()  # words of the context and the pack's training items (misnamed_entity)
     check_names: bool = True  # paraphrase packs only: a rewrite of a new problem may rename its people
+    passages: int = 0  # teacher.context_passages: the context a call gets is the passages its question needs
+
+    def context_for(self, question: str) -> str | None:
+        """The teacher's context for a call about `question` (the whole context when `passages` is 0)."""
+        return context_for(self.context, self.passages, question)
 
     @property
     def where(self) -> dict:
@@ -231,7 +236,7 @@ def round_plan(state: LearnerState, svc: Services) -> RoundPlan:
                      simplify=state.mode == "simplify", round_no=state.total_rounds, stage=stage.index,
                      stage_round=stage.rounds, cycle=state.cycle, mode=state.mode, context=context,
                      known=frozenset(known_words([context or ""] + training)),
-                     check_names=svc.pack_synthesis() == "paraphrase")
+                     check_names=svc.pack_synthesis() == "paraphrase", passages=svc.context_passages)
 
 
 def sources(state: LearnerState, svc: Services, module: str) -> list[tuple[Item, str | None]]:
@@ -311,11 +316,12 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo_sl
     if svc.cfg.adapter.item_format == "json":
         return draft_items(state, svc, plan, todo_slots, attempt, steps)
     cfg = svc.cfg
-    sys_msg = [{"role": "system", "content": plan.context}] if plan.context and cfg.adapter.question_sheet else []
     form = item_forms.question_call_form(cfg)
     reqs, tmpls = [], []
     for s in todo_slots:
         p = _question_prompt(state, svc, s.module, s.source, s.wrong, s.hint)
+        context = plan.context_for(s.source.prompt) if cfg.adapter.question_sheet else None
+        sys_msg = [{"role": "system", "content": context}] if context else []
         reqs.append(TeacherRequest(
             messages=sys_msg + [{"role": "user", "content": p.text}], temperature=cfg.teacher.temperature,
             max_tokens=cfg.teacher.question_max_tokens, sample_index=s.sample_index, role="adapter", form=form,
@@ -348,7 +354,7 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
     reqs, tmpls = [], []
     for s in todo:
         adapt, _ = steps.adaptations(svc, plan.simplify, module_ratio(state, svc, s.module))
-        system = render("item_system", context=plan.context or "", adaptations=adapt)
+        system = render("item_system", context=plan.context_for(s.source.prompt) or "", adaptations=adapt)
         p = _question_prompt(state, svc, s.module, s.source, s.wrong, s.hint, ("item_synthesize", "item_remediate"))
         reqs.append(TeacherRequest(
             messages=[{"role": "system", "content": system.text}, {"role": "user", "content": p.text}],
@@ -414,7 +420,7 @@ def answer_candidates(state: LearnerState, svc: Services, plan: RoundPlan, candi
     reqs, index = [], []
     for ci, c in enumerate(candidates):
         adapt, names = steps.adaptations(svc, plan.simplify, module_ratio(state, svc, c.module))
-        solve = render("solve", context=plan.context or "", adaptations=adapt)
+        solve = render("solve", context=plan.context_for(c.question) or "", adaptations=adapt)
         # the fixed template's form, where the template adaptation is asked for (adapter.text_form)
         form = item_forms.answer_form(max_tokens) if cfg.adapter.text_form and "template" in names else None
         n = steps.samples(svc, c.source)

@@ -49,6 +49,26 @@ class Services:
             return Path(t.context_file).read_text()
         return getattr(self.pack, "context", None)
 
+    @property
+    def context_passages(self) -> int:
+        """Passages per question (teacher.context_passages; unset: the pack's choice when the context is its own)."""
+        t = self.cfg.teacher
+        if t.context_passages is not None:
+            return t.context_passages
+        return 0 if t.context or t.context_file else int(getattr(self.pack, "context_passages", 0))
+
+    def teacher_context_for(self, question: str) -> str | None:
+        """The teacher's context for one question: the whole context, or its opening and the passages the question
+        needs (agents/context_passages.py)."""
+        return context_for(self.teacher_context, self.context_passages, question)
+
+
+def context_for(context: str | None, k: int, question: str) -> str | None:
+    """`context` whole (k = 0), or its opening and the k passages most similar to `question`."""
+    from agents.context_passages import index
+
+    return index(context, k).for_question(question) if context and k else context
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()

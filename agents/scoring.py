@@ -15,11 +15,12 @@ def teacher_answers(svc: Services, items: list[Item], role: str, module_of: dict
     call is not a wrong answer: scores skip it; too many failures raise TeacherUnavailable in the client)."""
     from agents.teacher import TeacherRequest
 
-    context = svc.teacher_context
     reqs = []
     for it in items:
+        prompt = svc.pack.format_prompt(it)
+        context = svc.teacher_context_for(prompt)
         messages = ([{"role": "system", "content": context}] if context else []) + [
-            {"role": "user", "content": svc.pack.format_prompt(it)}]
+            {"role": "user", "content": prompt}]
         reqs.append(TeacherRequest(messages=messages, temperature=0.0, max_tokens=svc.cfg.student.max_new_tokens,
                                    role=role, tag={"item": it.id, "module": (module_of or {}).get(it.id), **tag}))
     replies = svc.teacher.ask(reqs)

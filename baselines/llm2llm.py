@@ -61,7 +61,7 @@ class _Augmenter(_Writer):
 
         p = render("llm2llm", question=self.svc.pack.format_prompt(src), wrong=first_sentence(wrong),
                    answer=first_sentence(teacher_answer))
-        req = TeacherRequest(messages=self.question_sys + [{"role": "user", "content": p.text}],
+        req = TeacherRequest(messages=self.question_sys(src.prompt) + [{"role": "user", "content": p.text}],
                              temperature=self.cfg.teacher.temperature, max_tokens=self.cfg.teacher.question_max_tokens,
                              form=question_call_form(self.cfg),
                              sample_index=self.cfg.seed * SEED_STRIDE + round_no * 1000 + j, role=ROLE,

@@ -84,14 +84,22 @@ class _Writer:
         if not self.seeds:
             raise ConfigError(f"task pack {cfg.task.pack} has no seed items: the one-shot baseline needs some")
         context = svc.teacher_context
-        self.sys_msg = [{"role": "system", "content": context}] if context else []
-        # the question call's system prompt, as the Adapter's (adapter.question_sheet)
-        self.question_sys = self.sys_msg if cfg.adapter.question_sheet else []
+        self.sys_msg = [{"role": "system", "content": context}] if context else []  # the whole context
         self.answer_tokens = min(cfg.teacher.max_tokens, cfg.student.max_length // 2)
         self.backend, self.model = parse_spec(svc.teacher.spec_for(ROLE))
         self.prices = svc.teacher.accounts.prices
         self.usage = {"calls": 0, "cached": 0, "tokens_in": 0, "tokens_out": 0, "retries": 0, "failures": 0,
                       "cost_usd": 0.0}
+
+    def system(self, question: str) -> list[dict]:
+        """The system message of a call about `question`: the teacher's context, or the passages it needs (as the
+        Adapter's calls get it: teacher.context_passages)."""
+        context = self.svc.teacher_context_for(question)
+        return [{"role": "system", "content": context}] if context else []
+
+    def question_sys(self, seed: str) -> list[dict]:
+        """The question call's system prompt, as the Adapter's (adapter.question_sheet)."""
+        return self.system(seed) if self.cfg.adapter.question_sheet else []
 
     def question(self, n: int):
         """(seed item, request, template) of the n-th rewrite: round-robin over the seed items."""
@@ -102,7 +110,7 @@ class _Writer:
         src = self.seeds[i]
         p = render("synthesize", module=src.category or getattr(self.svc.pack, "name", None) or "the topic",
                    seed=self.svc.pack.format_prompt(src), level_hint="")
-        req = TeacherRequest(messages=self.question_sys + [{"role": "user", "content": p.text}],
+        req = TeacherRequest(messages=self.question_sys(src.prompt) + [{"role": "user", "content": p.text}],
                              temperature=self.cfg.teacher.temperature, max_tokens=self.cfg.teacher.question_max_tokens,
                              form=item_forms.question_call_form(self.cfg),
                              sample_index=self.cfg.seed * SEED_STRIDE + r, role=ROLE,
@@ -113,7 +121,7 @@ class _Writer:
     def answer(self, q: str, src: Item, r: int):
         from agents.teacher import TeacherRequest
 
-        return TeacherRequest(messages=self.sys_msg + [{"role": "user", "content": q}], temperature=0.0,
+        return TeacherRequest(messages=self.system(q) + [{"role": "user", "content": q}], temperature=0.0,
                               max_tokens=self.answer_tokens, sample_index=0, role=ROLE,
                               tag={"item": src.id, "template": "context", "step": "answer", "baseline": "oneshot",
                                    "round": r})

@@ -48,12 +48,18 @@ def rows(data: dict, which: str, n_seed: int, n_probe: int) -> list[dict]:
 
 
 def answer(model, tok, items: list[dict], system: str | None, batch: int, max_new: int,
-           done=None) -> tuple[list[str], float]:
-    """Replies in chunks of one batch, calling `done(replies so far)` after each (a long run shows progress)."""
+           done=None, passages: int = 0) -> tuple[list[str], float]:
+    """Replies in chunks of one batch, calling `done(replies so far)` after each (a long run shows progress); with
+    `passages` k > 0 each question's system prompt is the sheet's opening and its k passages
+    (agents/context_passages)."""
+    from agents.context_passages import index
     from training.generate import generate
 
-    convs = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": r["q"]}]
-             for r in items]
+    def system_for(q: str) -> str | None:
+        return index(system, passages).for_question(q) if system and passages else system
+
+    convs = [([{"role": "system", "content": system_for(r["q"])}] if system else []) +
+             [{"role": "user", "content": r["q"]}] for r in items]
     t0, texts = time.perf_counter(), []
     for s in range(0, len(convs), batch):
         texts += [g.text for g in generate(model, tok, convs[s:s + batch], max_new_tokens=max_new, batch_size=batch)]
@@ -86,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=StudentConfig().max_new_tokens)
     ap.add_argument("--n-seed", type=int, default=1)
     ap.add_argument("--n-probe", type=int, default=2)
+    ap.add_argument("--passages", type=int, default=0, help="the teacher gets the sheet's opening and this many"
+                    " passages per question (teacher.context_passages; 0: the whole sheet)")
     ap.add_argument("--wrong", action="store_true", help="print every wrong answer (per role)")
     ap.add_argument("--json", help="write the table and answers here")
     a = ap.parse_args(argv)
@@ -98,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     def progress(role):
         return lambda texts: print(f"{role}: {len(texts)}/{len(items)} answered", flush=True)
 
-    t_ans, t_s = answer(model, tok, items, sheet(data), a.batch_size, a.max_new_tokens, progress("teacher"))
+    t_ans, t_s = answer(model, tok, items, sheet(data), a.batch_size, a.max_new_tokens, progress("teacher"),
+                        passages=a.passages)
     if a.json:
         Path(a.json).write_text(json.dumps({"teacher_s": t_s, "answers": [
             {**r, "teacher": ta} for r, ta in zip(items, t_ans)]}, indent=1))
@@ -106,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     t_ok = [contains_check(x, r["ref"]) for x, r in zip(t_ans, items)]
     s_ok = [contains_check(x, r["ref"]) for x, r in zip(s_ans, items)]
     tab = table(items, t_ok, s_ok)
-    print(f"{len(items)} items ({a.items}); teacher {t_s:.1f} s, student {s_s:.1f} s, batch {a.batch_size}")
+    print(f"{len(items)} items ({a.items}); passages {a.passages or 'all'}; teacher {t_s:.1f} s, "
+          f"student {s_s:.1f} s, batch {a.batch_size}")
     print(f"{'module':<12} {'kind':<11} {'teacher':>7} {'student':>7} {'ratio':>6} {'n':>4}  splits")
     for m in tab:
         print(f"{m['module']:<12} {m['kind']:<11} {m['teacher']:>7.2f} {m['student']:>7.2f} {m['ratio']:>6.2f} "

@@ -123,6 +123,10 @@ class TeacherConfig(_Strict):
     context: str | None = Field(None, description="system prompt the teacher (not the student) is given")
     context_file: str | None = Field(None, description="file whose text is the teacher's context; pack context if"
                                                        " unset")
+    context_passages: int | None = Field(None, ge=0, description="give the teacher, per question, the context's"
+                                         " opening and this many passages most similar to the question"
+                                         " (agents/context_passages.py); 0: the whole context; unset: the pack's"
+                                         " choice for its own context, else 0")
     temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature for synthesis")
     max_tokens: int = Field(96, ge=8, description="longest teacher reply, in tokens")
     question_max_tokens: int = Field(40, ge=8, description="longest new question the teacher writes (raise for long"

@@ -6,14 +6,9 @@ model knows these facts unaided, so the student starts far behind, and every phr
 one that no training item copies. Facts and phrasings live in packs/zorbia.json; categories become modules.
 Split per fact, deterministic for `split_seed`: 1 phrasing seeds synthesis, 3 are probes, the rest are test items.
 
-`zorbia-mixed` (ZorbiaMixedPack, packs/zorbia_mixed.json) is the embedded default since issue 12: the same sheet
-extended, plus modules the student already knows. Its measurements:
-
-The embedded default's task pack: bake a knowledge document into a student without breaking what it already knows.
-
-Context distillation: the teacher is a chat model given the Zorbia knowledge sheet (an invented country) as its system
-prompt (the pack's `context`), the student the same model without it. The domain mixes two kinds of module, each
-fact's `kind` in packs/zorbia_mixed.json (kept in `Item.meta`, read by no decision):
+`zorbia-mixed` (ZorbiaMixedPack, packs/zorbia_mixed.json) is the embedded default since issue 12: bake a knowledge
+document into a student without breaking what it already knows. The same sheet extended, and the domain mixes two
+kinds of module, each fact's `kind` in packs/zorbia_mixed.json (kept in `Item.meta`, read by no decision):
 - unknown: facts from the sheet (geography, culture, economy, government); the student cannot know them;
 - known: general knowledge the student already answers without any sheet (capitals, opposites, plurals); they need
   no sheet entry, and the run has to leave them alone and keep them known.
@@ -47,6 +42,14 @@ rule "multiply by 10" on the sheet): the teacher with the sheet answered 0.5 of 
 coins, "A merde, or 2 drin in pel, is a coin worth 2000000"), below the 0.6 a module needs to be teachable here. Its
 rule line stays on the sheet so that the sheet is the one measured. The longer sheet (21 facts, against 12 before)
 costs the teacher accuracy: 0.7-0.75 on the fact modules (it mixes up names: "the tallest mountain is the Tamsel").
+
+So the teacher of `zorbia-mixed` reads the sheet by passages (`context_passages = 4`, agents/context_passages.py): per
+question, the sheet's opening line and the 4 fact lines most similar to the question. Measured on every phrasing
+(benchmarks/measure_domain.py --passages 0 / --passages 4, 180 items, alone, 2026-12-04): teacher on geography 0.72 ->
+0.92, culture 0.68 -> 0.80, economy 0.73 -> 0.83, government 0.68 -> 0.72; capitals 1.00 -> 0.88, opposites 0.84 ->
+0.80, plurals 0.52 -> 0.56 (student without the sheet: 0.76 / 0.92 / 0.76 there, 0 on the facts). The fact line a
+phrasing asks about is among its 4 passages for 102 of the 105 fact phrasings (96 with 2). A teacher call's system
+prompt falls from the whole sheet (~300 tokens) to ~60. The choice of 4 was made before measuring and not tuned.
 """
 from __future__ import annotations
 
@@ -123,3 +126,4 @@ class ZorbiaMixedPack(ZorbiaPack):
     name = "zorbia-mixed"
     data_file = "zorbia_mixed.json"
     default_probes = 2  # 5 phrasings per fact: 1 seed, 2 probes, 2 test
+    context_passages = 4  # the teacher reads the sheet by passages (module docstring; teacher.context_passages)

@@ -42,7 +42,8 @@ class ScriptedTeacher:
 def _svc(teacher):
     items = {f"s-{i}": Item(id=f"s-{i}", prompt=f"Seed question {i}?", category="m", split="seed") for i in range(12)}
     pack = SimpleNamespace(name="scripted", format_prompt=lambda it: it.prompt)
-    return SimpleNamespace(cfg=load_config(None), items=items, pack=pack, teacher=teacher, teacher_context="")
+    return SimpleNamespace(cfg=load_config(None), items=items, pack=pack, teacher=teacher, teacher_context="",
+                           teacher_context_for=lambda question: "")
 
 
 def test_unparseable_calibration_round_does_not_overshoot_the_budget():
