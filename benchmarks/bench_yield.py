@@ -11,6 +11,8 @@ Every arm goes through the real teacher client (`hf:smollm2`, the embedded defau
     text-form     adapter.item_format text under its forms (agents/item_forms.py: a question line ending in '?',
                   steps then "Answer: ..."), xgrammar during generation
     text-form-nosheet  text-form with adapter.question_sheet off: the question call without the knowledge sheet
+    text-whole, text-form-nosheet-whole  text and text-form-nosheet with the whole sheet in every call
+                  (teacher.context_passages 0; the other arms read it by the pack's passages, zorbia-mixed: 4)
     json-grammar  adapter.item_format json, the schema's grammar during generation (xgrammar)
     json-text     adapter.item_format json, the schema in the prompt and the tolerant parser
 
@@ -42,9 +44,11 @@ from agents.teacher import Teacher  # noqa: E402
 from ioa_state import LearnerState, Module, Stage, load_config  # noqa: E402
 from training.device import apply_thread_setting  # noqa: E402
 
-ARMS = {"text": ("text", None, False, True), "text-form": ("text", None, True, True),
-        "text-form-nosheet": ("text", None, True, False), "json-grammar": ("json", "grammar", False, True),
-        "json-text": ("json", "text", False, True)}
+# arm: (item_format, structured mode, text_form, question_sheet, context_passages: None the pack's choice, 0 whole)
+ARMS = {"text": ("text", None, False, True, None), "text-form": ("text", None, True, True, None),
+        "text-form-nosheet": ("text", None, True, False, None), "json-grammar": ("json", "grammar", False, True, None),
+        "json-text": ("json", "text", False, True, None), "text-whole": ("text", None, False, True, 0),
+        "text-form-nosheet-whole": ("text", None, True, False, 0)}
 PARSE_KINDS = ("unparseable question", "parse")
 
 
@@ -77,8 +81,9 @@ def learner_state(items: dict, modules: int, limit: int) -> LearnerState:
 
 def run_arm(name: str, args) -> dict:
     """One arm on a fresh cache: `args.rounds` rounds of synthesis; counts from the client's and the Adapter's trace."""
-    fmt, mode, form, sheet = ARMS[name]
+    fmt, mode, form, sheet, passages = ARMS[name]
     cfg = load_config(None, {"adapter.item_format": fmt, "adapter.text_form": form, "adapter.question_sheet": sheet,
+                             "teacher.context_passages": passages,
                              "teacher.token_budget": None,
                              "adapter.top_up_passes": args.top_up, "min_items": 1,
                              "thresholds.samples_per_seed": args.samples, "teacher.spec": args.teacher})
@@ -108,6 +113,7 @@ def run_arm(name: str, args) -> dict:
     written, kept = sum(e["written"] for e in rounds), sum(e["kept"] for e in rounds)
     tokens_in, tokens_out = sum(c["tokens_in"] for c in calls), sum(c["tokens_out"] for c in calls)
     return {"arm": name, "item_format": fmt, "text_form": form, "structured_mode": mode,
+            "context_passages": svc.context_passages,
             "calls": len(calls), "written": written,
             "kept": kept, "parse_failures": sum(reasons[k] for k in PARSE_KINDS),
             "parse_share": sum(reasons[k] for k in PARSE_KINDS) / max(written, 1),
@@ -145,12 +151,14 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def _print_ratios(rows: dict[str, dict]) -> None:
-    t = rows.get("text")
-    for name in ("text-form", "text-form-nosheet", "json-grammar", "json-text"):
-        j = rows.get(name)
+    pairs = [(n, "text") for n in ("text-form", "text-form-nosheet", "json-grammar", "json-text")]
+    pairs += [(n, "text-whole") for n in ("text", "text-form-nosheet", "text-form-nosheet-whole")]
+    pairs += [("text-form-nosheet", "text-form-nosheet-whole")]
+    for name, base in pairs:
+        j, t = rows.get(name), rows.get(base)
         if t is None or j is None:
             continue
-        print(f"{name}/text: parse-failure share {j['parse_share']:.1%} vs {t['parse_share']:.1%}; kept {j['kept']} "
+        print(f"{name}/{base}: parse-failure share {j['parse_share']:.1%} vs {t['parse_share']:.1%}; kept {j['kept']} "
               f"vs {t['kept']}; teacher tokens per kept item {_ratio(j['tokens_per_kept'], t['tokens_per_kept'])}; "
               f"wall per generated token {_ratio(j['s_per_token'], t['s_per_token'])}; wall per kept item "
               f"{_ratio(j['s_per_kept'], t['s_per_kept'])}")

@@ -383,3 +383,18 @@ def test_chunks_let_the_modules_take_turns_and_keep_each_modules_order():
     assert [[(s.module, s.sample_index) for s in c] for c in got] == [
         [("a", 0), ("b", 0), ("c", 0), ("a", 1)], [("b", 1), ("c", 1), ("a", 2), ("c", 2)], [("a", 3), ("a", 4)]]
     assert adapter.chunks([], size=4) == []
+
+
+def test_answer_calls_carry_the_context_passages_their_question_needs(services):
+    sheet = ("Facts about Zorbia:\n- The river of Zorbia is the Tamsel.\n- The lake of Zorbia is Ombra.\n"
+             "- The queen of Zorbia is Ilsa.")
+    svc, kept, _ = _run(services, rewrites(["Which river runs longest through Zorbia?"]),
+                        **{"teacher.context": sheet, "teacher.context_passages": 1})
+    systems = [r.messages[0]["content"] for r in svc.teacher.requests if r.tag["step"] == "answer"]
+    assert kept and systems
+    for system in systems:  # the opening and the river line, not the rest of the sheet
+        assert "Facts about Zorbia:\n- The river of Zorbia is the Tamsel." in system
+        assert "Ombra" not in system and "Ilsa" not in system
+    svc, _, _ = _run(services, rewrites(["Which river runs longest through Zorbia?"]),
+                     **{"teacher.context": sheet, "teacher.context_passages": 0})
+    assert all(sheet in r.messages[0]["content"] for r in svc.teacher.requests if r.tag["step"] == "answer")

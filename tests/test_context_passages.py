@@ -57,3 +57,17 @@ def test_the_pack_chooses_k_for_its_own_context_the_config_overrides_it(tmp_path
     svc = _svc(2)
     got = svc.teacher_context_for("Who is the leader of Zorbia?").splitlines()
     assert len(got) == 3 and got[0].startswith("You are") and "- The leader of Zorbia is Queen Ilsa." in got
+
+
+def test_the_teachers_exam_answers_get_the_passages_of_their_question(services):
+    from conftest import make_items
+
+    from agents import scoring
+
+    items = make_items({"rivers": [("What is the river of Zorbia?", "Tamsel")]}, n_probe=2, n_test=0)
+    svc = services(items, lambda req: "Tamsel", lambda p: "", **{"teacher.context": SHEET,
+                                                                 "teacher.context_passages": 1})
+    answers = scoring.teacher_answers(svc, items, "examiner")
+    assert set(answers) == {it.id for it in items}
+    systems = {r.messages[0]["content"] for r in svc.teacher.requests}
+    assert systems == {"You are an expert on Zorbia. Here are the facts:\n- The longest river in Zorbia is the Tamsel."}
