@@ -120,6 +120,7 @@ def report(state: LearnerState, svc: Services) -> dict:
                         svc.cfg.thresholds, svc.cfg.max_rounds_total)
     data["usage_by_backend"] = {spec: u.model_dump() for spec, u in svc.teacher.usage_by_backend.items()}
     data["tokens_by_stage"] = tokens_by_stage(events)
+    data["context_passages"] = svc.context_passages
     from agents.synthesis_yield import run_yield  # the Adapter's yield: written, kept, dropped by reason, tokens/kept
     data["synthesis"] = run_yield(svc.run_dir, state.item_files, state.dropped_files, svc.usage(), events)
     data["report_seconds"] = round(time.perf_counter() - t0, 3)

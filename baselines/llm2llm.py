@@ -197,6 +197,7 @@ def _report(svc: Services, w: _Augmenter, ioa_state, ioa_report: dict, phase: _P
         "drop_reasons": dict(Counter(d["reason"].split(":")[0] for d in dropped)),
         "loss_first": losses[0], "loss_last": losses[-1]})
     data["arm"] = "llm2llm"
+    data["context_passages"] = svc.context_passages
     data["baseline"].update({"optimizer_steps_total": tally["total_steps"], "training_rounds": tally["rounds"],
                              "reference": "Lee et al. 2024, arXiv 2403.15042 (SqueezeAILab/LLM2LLM)"})
     data["wall_s"] = round(svc.trace.node_seconds() + time.perf_counter() - phase.t0, 1)

@@ -425,6 +425,7 @@ def run_oneshot(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: 
                 "kept": len(syn["kept"]), "dropped": len(syn["dropped"]), "drop_reasons": dict(reasons),
                 "caveats": caveats, "loss_first": losses[0], "loss_last": losses[-1]})
             data["wall_s"] = round(trace.node_seconds() + time.perf_counter() - phase.t0, 1)
+            data["context_passages"] = svc.context_passages
             write_json(run_dir, "report.json", RunReport.model_validate(data).model_dump(), kind="report")
         trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
         return run_dir, data

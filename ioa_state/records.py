@@ -360,3 +360,5 @@ class RunReport(_ReportPart):
     stop_reason: str | None = None
     wall_s: float | None = None
     synthesis: SynthesisYield | None = None
+    context_passages: int | None = Field(None, description="passages of its context the teacher read per question"
+                                                           " (teacher.context_passages; 0: the whole context)")
