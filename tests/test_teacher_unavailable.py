@@ -85,7 +85,7 @@ def test_failures_under_the_share_go_on_and_leave_the_mean(tmp_path):
     broken = items[2].id  # 1 of 20 calls fails after its retry: 5% <= 10%, so the step goes on
     with OpenAIServer(_expert(pack, items, broken), models=["m"]) as srv:
         t = _teacher(srv, tmp_path)
-        svc = SimpleNamespace(teacher=t, teacher_context=None, pack=pack,
+        svc = SimpleNamespace(teacher=t, teacher_context=None, teacher_context_for=lambda question: None, pack=pack,
                               cfg=SimpleNamespace(student=SimpleNamespace(max_new_tokens=16)))
         answers = scoring.teacher_answers(svc, items, "examiner")
     assert broken not in answers and len(answers) == 19
