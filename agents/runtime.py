@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,9 +40,10 @@ class Services:
         """A copy of the teacher's token accounting per role, for the state."""
         return {role: u.model_copy() for role, u in self.teacher.usage.items()}
 
-    @property
+    @cached_property
     def teacher_context(self) -> str | None:
-        """The teacher's context: the config's text or file, else the pack's own (algorithm §0)."""
+        """The teacher's context: the config's text or file, else the pack's own (algorithm §0); read once per run
+        (every teacher call asks for it, through `teacher_context_for`)."""
         t = self.cfg.teacher
         if t.context:
             return t.context

@@ -52,13 +52,10 @@ def answer(model, tok, items: list[dict], system: str | None, batch: int, max_ne
     """Replies in chunks of one batch, calling `done(replies so far)` after each (a long run shows progress); with
     `passages` k > 0 each question's system prompt is the sheet's opening and its k passages
     (agents/context_passages)."""
-    from agents.context_passages import index
+    from agents.runtime import context_for
     from training.generate import generate
 
-    def system_for(q: str) -> str | None:
-        return index(system, passages).for_question(q) if system and passages else system
-
-    convs = [([{"role": "system", "content": system_for(r["q"])}] if system else []) +
+    convs = [([{"role": "system", "content": context_for(system, passages, r["q"])}] if system else []) +
              [{"role": "user", "content": r["q"]}] for r in items]
     t0, texts = time.perf_counter(), []
     for s in range(0, len(convs), batch):
