@@ -21,6 +21,13 @@ the node runs these steps, each a function below:
    adapter.dedup_rouge) of a kept or gate item is dropped.
 5. top up: a module left with fewer than `min_items` items gets another pass with fresh samples (bounded).
 
+Where a module's items are written from its seed items (a stage's first round, a forgotten module's replay), the
+round's first pass also takes each seed item itself as a candidate (`seed_candidates`, `adapter.seed_examples`): the
+seed's question goes through steps 2-4 like a written one, minus the question-form checks a pack's own question
+needs no rewrite for, so the student meets the concrete case, answered by the teacher under the adaptations and
+verified against its reference, before the rewrites; one that duplicates a gate item is dropped, and a seed kept
+earlier in the run is not asked again.
+
 Steps 1-4 run over a pass's candidates in chunks of CHUNK, the round's modules taking turns (`chunks`). The round
 runs within `Teacher.settling()` (`synthesize`): when the teacher-token budget runs out in it, the calls the budget
 cannot pay are answered as not sent, and the student trains on what the round kept; so a budget stop wastes at most
@@ -62,6 +69,7 @@ from ioa_state import Item, LearnerState
 from ioa_state.records import DroppedItem, SynthesizedItem, WrongAnswer
 from prompts import render, template
 
+SEED_TEMPLATE = "seed"  # a Candidate's template when its question is its seed item's own (seed_candidates)
 PASS_STRIDE = 300  # sample indices per pass (round * 1000 + pass * 300 + j): every pass draws fresh samples
 CHUNK = 32  # candidates written and answered together (one in-process generate batch); see `chunks`
 
@@ -182,11 +190,13 @@ def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], g
 def question_form(plan: RoundPlan, cand: Candidate) -> str | None:
     """The drop reason of a question that is cut, misnames its source's entities or leaves one of its source
     question's names out (paraphrase packs), else None."""
+    if cand.template == SEED_TEMPLATE:  # the pack's own question: nothing was written, nothing can be cut
+        return None
     bound = item_drafts.QUESTION_MAX_CHARS if cand.drafted is not None else None
     why = complete_question(cand.question, cand.reply, cand.reply_cut, bound)
     if why is not None:
         return f"cut_question: {why}"
-    if not plan.check_names:
+    if not plan.check_names or cand.template == SEED_TEMPLATE:  # a seed's question is the pack's, not a rewrite
         return None
     why = misnamed_entity(cand.question, cand.entities(), plan.known)
     if why is not None:
@@ -288,6 +298,26 @@ def slots(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str], 
         for src, wrong in srcs:
             out += [Slot(k, src, wrong, level, hint, plan.round_no * 1000 + attempt * PASS_STRIDE + j)
                     for j in range(per_source)]
+    return out
+
+
+def seed_candidates(state: LearnerState, svc: Services, plan: RoundPlan,
+                    earlier: dict[str, list[tuple[str, str]]]) -> list[Candidate]:
+    """Each seed item of the round's modules whose items are written from their seeds, as a candidate of its own
+    (adapter.seed_examples): its question is the seed's prompt as the student is asked it; a seed whose question
+    was kept earlier in the run is left out (it would only be dropped as a duplicate after its answer was paid)."""
+    if not svc.cfg.adapter.seed_examples:
+        return []
+    out = []
+    for k in plan.modules:
+        srcs = sources(state, svc, k)
+        if any(wrong is not None for _, wrong in srcs):  # written from wrong answers: no seeds in this round
+            continue
+        asked = {q.strip() for q, _ in earlier.get(k, [])}
+        for src, _ in srcs:
+            q = svc.pack.format_prompt(src)
+            if q.strip() not in asked:
+                out.append(Candidate(k, src, None, SEED_TEMPLATE, state.level.get(k, 1), q, 0, reply=q))
     return out
 
 
@@ -537,15 +567,21 @@ def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: Adap
     kept: list[SynthesizedItem] = []
     dropped: list[DroppedItem] = []
     todo = list(plan.modules)
+
+    def judge_chunk(candidates: list[Candidate], unparsed: list[DroppedItem]) -> None:
+        candidates, screened = screen(state, svc, plan, candidates, steps.gate_screen)
+        answers = answer_candidates(state, svc, plan, candidates, steps)
+        candidates, answers, unpaid = paid_for(plan, candidates, answers)
+        dropped.extend(unparsed + screened + unpaid)
+        judge_all(state, svc, plan, candidates, answers, steps, names, earlier, kept, dropped)
+
+    seeds = seed_candidates(state, svc, plan, earlier)
+    for i in range(0, len(seeds), CHUNK):  # the concrete cases first: the rewrites are deduplicated against them
+        judge_chunk(seeds[i:i + CHUNK], [])
     for attempt in range(1 + svc.cfg.adapter.top_up_passes):
         unsent_before = svc.teacher.not_sent
         for chunk in chunks(slots(state, svc, plan, todo, attempt)):
-            candidates, unparsed = write_questions(state, svc, plan, chunk, attempt, steps)
-            candidates, screened = screen(state, svc, plan, candidates, steps.gate_screen)
-            answers = answer_candidates(state, svc, plan, candidates, steps)
-            candidates, answers, unpaid = paid_for(plan, candidates, answers)
-            dropped += unparsed + screened + unpaid
-            judge_all(state, svc, plan, candidates, answers, steps, names, earlier, kept, dropped)
+            judge_chunk(*write_questions(state, svc, plan, chunk, attempt, steps))
         counts = Counter(r.module for r in kept)
         todo = [k for k in plan.modules if counts[k] < svc.cfg.min_items]
         if not todo or attempt == svc.cfg.adapter.top_up_passes or svc.teacher.not_sent > unsent_before:

@@ -1,4 +1,8 @@
-"""The trainer node: supervised fine-tuning on the round's items plus a replay sample (algorithm §4, train).
+"""The trainer node: supervised fine-tuning on the stage's items plus a replay sample (algorithm §4, train).
+
+The stage's items are every item written for the current stage so far, its earlier rounds' with this round's
+(`stage_items`): a remedial round adds practice to what the stage has, it does not replace it, so the student keeps
+working on the whole stage until it masters it.
 
 Replay: `replay_fraction` of the round's examples come from earlier stages' items, those of modules flagged for
 forgetting first. The loss is on answer tokens only (training/trainer.py); training continues from the latest
@@ -32,6 +36,14 @@ def replay_sample(current: list[dict], earlier: list[dict], forgetting: list[str
     return (urgent + rest)[:want]
 
 
+def stage_items(files: list[list[dict]], cycle: int, stage: int) -> tuple[list[dict], list[dict]]:
+    """(the current stage's items: every round of stage `stage` in cycle `cycle` so far; every earlier stage's
+    items, the replay pool), from the run's item files in the order they were written."""
+    rows = [r for f in files for r in f]
+    here = [r for r in rows if (r.get("cycle", 0), r["stage"]) == (cycle, stage)]
+    return here, [r for r in rows if (r.get("cycle", 0), r["stage"]) != (cycle, stage)]
+
+
 def local_teacher(svc: Services):
     """The in-process teacher model for logit distillation, with the teacher's context."""
     from training.distill import LocalTeacher
@@ -47,15 +59,14 @@ def local_teacher(svc: Services):
 def train(state: LearnerState, svc: Services) -> dict:
     """The trainer node."""
     cfg = svc.cfg
-    current = read_jsonl(svc.run_dir, state.item_files[-1])
     stage_idx = state.stage().index
-    earlier = [r for ref in state.item_files[:-1] for r in read_jsonl(svc.run_dir, ref)
-               if (r.get("cycle", 0), r["stage"]) != (state.cycle, stage_idx)]
+    current, earlier = stage_items([read_jsonl(svc.run_dir, ref) for ref in state.item_files], state.cycle,
+                                   stage_idx)
     round_no = state.total_rounds + 1
     replay = replay_sample(current, earlier, state.forgetting, cfg.thresholds.replay_fraction,
                            cfg.seed * 7919 + round_no)
     examples = [{"prompt": r["prompt"], "answer": r["answer"]} for r in current + replay]
-    svc.progress(f"train round {round_no}: {len(current)} items + {len(replay)} replay")
+    svc.progress(f"train round {round_no}: {len(current)} items of the stage + {len(replay)} replay")
     svc.student.load(state.student)
     def lines(s, n, loss):
         if s == n or s % 10 == 0:
@@ -70,6 +81,7 @@ def train(state: LearnerState, svc: Services) -> dict:
     trained = state.trained + [k for k in {r["module"] for r in current} if k not in state.trained]
     svc.trace.emit("train", node="train", cycle=state.cycle, stage=stage_idx, round=round_no,
                    stage_round=state.stage().rounds, items=len(current),
+                   round_items=sum(1 for r in current if r.get("round") == state.stage().rounds),
                    replay=len(replay), steps=stats.steps, loss_first=stats.losses[0] if stats.losses else None,
                    loss_last=stats.losses[-1] if stats.losses else None, seconds=round(stats.seconds, 3),
                    checkpoint=ref.path, sha256=ref.sha256)

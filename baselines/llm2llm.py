@@ -41,6 +41,7 @@ from baselines.oneshot import (
     _Writer,
     build_oneshot_report,
     distill_teacher,
+    seed_answers,
 )
 from ioa_state import Item, RunConfig
 from ioa_state.records import RunReport
@@ -49,10 +50,7 @@ MAX_ROUNDS = 8  # a safety cap; the budget usually ends the loop first
 
 
 class _Augmenter(_Writer):
-    """The teacher requests of LLM2LLM: seed answers, and new questions written from wrong answers."""
-
-    def seed_answer(self, src: Item):
-        return self.answer(self.svc.pack.format_prompt(src), src, 0)
+    """The teacher requests of LLM2LLM: new questions written from wrong answers (seed answers: `seed_answers`)."""
 
     def rewrite(self, src: Item, wrong: str, teacher_answer: str, round_no: int, j: int):
         from agents.item_checks import first_sentence
@@ -127,14 +125,7 @@ def augment(w: _Augmenter, wrong: dict[str, str], teacher_answers: dict[str, str
 
 def _seed_data(w: _Augmenter, svc: Services) -> tuple[list[dict], dict[str, str], int]:
     """Step 1: the teacher's answers to the seed items (training items, and the 'correct answer' LLM2LLM shows)."""
-    replies = svc.teacher.ask([w.seed_answer(s) for s in w.seeds])
-    spent = w.count(replies)
-    answers = {s.id: (r.text or "").strip() for s, r in zip(w.seeds, replies)}
-    items = [{"id": f"llm2llm-seed-{i}", "source": s.id, "module": s.category, "round": 0,
-              "prompt": svc.pack.format_prompt(s), "answer": answers[s.id], "reference": None,
-              "question_template": None, "adaptations": [], "verification": {"method": "none"}}
-             for i, s in enumerate(w.seeds) if answers[s.id]]
-    return items, answers, spent
+    return seed_answers(w, svc, "llm2llm")
 
 
 def _train_round(svc: Services, pool: list[dict], steps: int, round_no: int):

@@ -3,7 +3,11 @@
 For one random seed, given that seed's finished IOA run:
 
 1. **Budget**: the teacher tokens the IOA run spent (its report's `teacher_tokens`, input + output, every role).
-2. **Synthesis**, spread uniformly over the seed items (round-robin: seed 1, 2, ..., n, then seed 1 again with the
+2. **Seed answers** (`adapter.seed_examples`, as the Adapter and LLM2LLM have them): the teacher answers every seed
+   item greedily with its context, and each seed with its answer is a training item (Self-Instruct's pool starts
+   from its seed tasks), so that no arm trains on a concrete case another arm lacks.
+3. **Synthesis** with the rest of the budget, spread uniformly over the seed items (round-robin: seed 1, 2, ...,
+   n, then seed 1 again with the
    next sample index): the teacher rewrites the seed question (prompts/synthesize.txt with an empty level hint, the
    teacher's context as system prompt, as the Adapter asks it; the sample index carries the run's seed, so seeds
    draw different samples) and answers the new question greedily with its
@@ -14,9 +18,9 @@ For one random seed, given that seed's finished IOA run:
    cost seen; else an upper bound from the prompt length and `max_tokens`); the loop stops when the next pair would
    pass the budget, so the spend ends at most one pair's cost below the budget (and above it only if a pair costs
    more than the prediction, built from the largest costs seen).
-3. **Training**: the student from its initial weights, once, for exactly the IOA run's `optimizer_steps`
+4. **Training**: the student from its initial weights, once, for exactly the IOA run's `optimizer_steps`
    (`train_sft(..., max_steps=...)`, cycling through reshuffled epochs when the items are fewer).
-4. **Report**: the test split, scored with the pack's checker, per IOA module and overall, written to report.json in
+5. **Report**: the test split, scored with the pack's checker, per IOA module and overall, written to report.json in
    the shape graph/report.py writes (teacher and student-before numbers are the IOA run's: same teacher, same
    student, same test items; teacher-limited modules are the IOA run's).
 
@@ -231,6 +235,29 @@ def _answers(batch, todo, a_replies, cost: list[int], costs: _PairCosts, kept: l
                      "verification": {"method": "none"}})
 
 
+def seed_answers(w: _Writer, svc: Services, baseline: str, budget: int | None = None
+                 ) -> tuple[list[dict], dict[str, str], int]:
+    """The teacher's greedy answers to the seed items (with its context): (training items, seed id -> answer,
+    tokens spent). With a `budget`, only the seeds whose predicted cost (prompt length and max_tokens) fits it are
+    asked."""
+    seeds, reqs, planned = [], [], 0
+    for s in w.seeds:
+        req = w.answer(svc.pack.format_prompt(s), s, 0)
+        if budget is not None and planned + _est_tokens(req.messages, req.max_tokens) > budget:
+            break
+        planned += _est_tokens(req.messages, req.max_tokens)
+        seeds.append(s)
+        reqs.append(req)
+    replies = svc.teacher.ask(reqs) if reqs else []
+    spent = w.count(replies)
+    answers = {s.id: (r.text or "").strip() for s, r in zip(seeds, replies)}
+    items = [{"id": f"{baseline}-seed-{i}", "source": s.id, "module": s.category, "round": 0,
+              "prompt": svc.pack.format_prompt(s), "answer": answers[s.id], "reference": None,
+              "question_template": "seed", "adaptations": [], "verification": {"method": "none"}}
+             for i, s in enumerate(seeds) if answers[s.id]]
+    return items, answers, spent
+
+
 def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lambda m: None) -> dict:
     """Spend up to `budget` teacher tokens on Self-Instruct pairs, round-robin over the seed items.
 
@@ -243,6 +270,10 @@ def synthesize(svc: Services, budget: int, progress: Callable[[str], None] = lam
     seen: set[str] = set()
     held_out = held_out_questions(svc)
     spent, n_next = 0, 0
+    if svc.cfg.adapter.seed_examples:  # step 2: the concrete cases, then the rewrites with what is left
+        kept, _, spent = seed_answers(w, svc, "oneshot", budget)
+        seen |= {_norm(r["prompt"]) for r in kept}
+        progress(f"oneshot: {len(kept)} seed items answered, {spent}/{budget} teacher tokens")
     while (k := costs.batch_size(n_next, budget - spent)) > 0:  # 0: the next pair would pass the budget
         batch = [w.question(n) for n in range(n_next, n_next + k)]
         first_n, n_next = n_next, n_next + k

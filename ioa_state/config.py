@@ -98,6 +98,11 @@ class AdapterConfig(_Strict):
     question_sheet: bool = Field(False, description="the question call (item_format text) carries the knowledge sheet "
                                  "as its system prompt; off: the source question alone, which is all a rewrite "
                                  "needs (the answer call always has the sheet); the same for every bench arm")
+    seed_examples: bool = Field(True, description="a module's first round (its items written from its seed items) "
+                                "also keeps each seed item itself as a worked example: the seed's question, the "
+                                "teacher's answer under the adaptations, verified and deduplicated like every item "
+                                "(a seed that duplicates a gate item is dropped); the most concrete case comes "
+                                "first. Every bench arm trains on the teacher's answers to its seeds")
     text_form: bool = Field(True, description="item_format text on an in-process teacher (hf:, vllm:): the question "
                             "call is generated under a grammar (one line ending in '?') and, with adaptations."
                             "template, the answer call too (up to 3 step lines, then 'Answer: ...'); remote teachers "

@@ -16,6 +16,15 @@ from ioa_state import LearnerState, Module, Stage
 FACTS = {"rivers": [("What is the river of Zorbia?", "Tamsel")]}
 
 
+@pytest.fixture
+def services(services):
+    """The tests below are about written candidates: the seed items as worked examples (adapter.seed_examples) are
+    off unless a test turns them on (tests/test_seed_examples.py)."""
+    def make(items, teacher_reply, student_answer, **over):
+        return services(items, teacher_reply, student_answer, **{"adapter.seed_examples": False, **over})
+    return make
+
+
 def _state(items, mode="initial"):
     seed = [it.id for it in items if it.split == "seed"]
     probes = [it.id for it in items if it.split == "probe"]

@@ -39,10 +39,11 @@ class ScriptedTeacher:
         return out
 
 
-def _svc(teacher):
+def _svc(teacher, seed_examples: bool = True):
     items = {f"s-{i}": Item(id=f"s-{i}", prompt=f"Seed question {i}?", category="m", split="seed") for i in range(12)}
     pack = SimpleNamespace(name="scripted", format_prompt=lambda it: it.prompt)
-    return SimpleNamespace(cfg=load_config(None), items=items, pack=pack, teacher=teacher, teacher_context="",
+    cfg = load_config(None, {"adapter.seed_examples": seed_examples})
+    return SimpleNamespace(cfg=cfg, items=items, pack=pack, teacher=teacher, teacher_context="",
                            teacher_context_for=lambda question: "")
 
 
@@ -53,12 +54,30 @@ def test_unparseable_calibration_round_does_not_overshoot_the_budget():
     full_pair = Q_IN + Q_OUT + A_IN + A_OUT
     assert syn["spent"] <= budget, syn["spent"]
     assert syn["spent"] > budget - full_pair, syn["spent"]  # and it spends the budget: at most one pair short
-    assert len(syn["kept"]) == syn["pairs"] - 9  # every parseable question was answered and kept
+    seeds = [k for k in syn["kept"] if k["question_template"] == "seed"]
+    assert len(seeds) == 12 and syn["kept"][:12] == seeds  # the seed answers first (adapter.seed_examples)
+    assert len(syn["kept"]) - 12 == syn["pairs"] - 9  # every parseable question was answered and kept
+
+
+def test_seed_answers_come_first_within_the_budget_then_the_pairs_spend_the_rest():
+    teacher = ScriptedTeacher(unparseable_first_round=set())
+    syn = oneshot.synthesize(_svc(teacher), 12 * (A_IN + A_OUT) + 3 * (Q_IN + Q_OUT + A_IN + A_OUT) + 100)
+    assert [k["prompt"] for k in syn["kept"][:12]] == [f"Seed question {i}?" for i in range(12)]
+    assert all(k["answer"] == "The answer." and k["verification"] == {"method": "none"} for k in syn["kept"])
+    assert syn["spent"] == 12 * 400 + syn["pairs"] * 610 and syn["pairs"] >= 3
+    # a budget that cannot pay every seed answer asks only those whose estimate fits it, and no pair
+    tiny = oneshot.synthesize(_svc(ScriptedTeacher(set())), 250)
+    assert tiny["pairs"] == 0 and 0 < len(tiny["kept"]) < 12
+
+
+def test_without_seed_examples_only_rewrites_are_kept():
+    syn = oneshot.synthesize(_svc(ScriptedTeacher(set()), seed_examples=False), 12 * 610 + 100)
+    assert syn["kept"] and all(k["question_template"] != "seed" for k in syn["kept"])
 
 
 def test_budget_below_one_pair_asks_nothing_after_calibration():
     teacher = ScriptedTeacher(unparseable_first_round=set())
-    syn = oneshot.synthesize(_svc(teacher), 12 * (Q_IN + Q_OUT + A_IN + A_OUT) + 100)
+    syn = oneshot.synthesize(_svc(teacher, seed_examples=False), 12 * (Q_IN + Q_OUT + A_IN + A_OUT) + 100)
     assert syn["pairs"] == 12 and syn["spent"] == 12 * 610
 
 
@@ -73,6 +92,6 @@ def test_question_calls_carry_the_adapters_question_form_and_answers_go_free():
                 forms[req.tag["step"]].add(req.form)
             return super().ask(requests)
 
-    svc = _svc(Recording(unparseable_first_round=set()))
+    svc = _svc(Recording(unparseable_first_round=set()), seed_examples=False)
     oneshot.synthesize(svc, 12 * (Q_IN + Q_OUT + A_IN + A_OUT) + 100)
     assert forms == {"question": {question_form(svc.cfg.teacher.question_max_tokens)}, "answer": {None}}
