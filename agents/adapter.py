@@ -7,7 +7,8 @@ the node runs these steps, each a function below:
    on remedial-source items, at the module's current difficulty level (`samples_per_seed` per seed). With
    `adapter.item_format: json` one structured call writes the question, its steps and its final answer together
    (agents/item_drafts.py) instead of a question call and an answer call.
-2. `screen`: before any answer is paid for, a question that is cut (`cut_question`), misnames an entity its source
+2. `screen`: before any answer is paid for, a question the run already answered is dropped (`repeated_question`:
+   `unrepeated`), and a question that is cut (`cut_question`), misnames an entity its source
    names (`misnamed_entity`) or leaves out a name its source question names (`missing_entity`; both on packs whose
    items paraphrase their source), or duplicates a test-split question
    (`test_overlap`, the only use of the test split before the report) is dropped (agents/item_checks.py); so is one
@@ -68,6 +69,7 @@ from agents.runtime import Services, context_for, read_jsonl, write_jsonl
 from ioa_state import Item, LearnerState
 from ioa_state.records import DroppedItem, SynthesizedItem, WrongAnswer
 from prompts import render, template
+from tasks.checkers import normalize
 
 SEED_TEMPLATE = "seed"  # a Candidate's template when its question is its seed item's own (seed_candidates)
 PASS_STRIDE = 300  # sample indices per pass (round * 1000 + pass * 300 + j): every pass draws fresh samples
@@ -224,6 +226,7 @@ class AdapterSteps:
     samples: Callable[[Services, Item], int] = answer_samples
     judge: Callable[..., Judged] = judge
     gate_screen: bool = True  # the judge's gate-duplicate rule, applied before the answer (step 2) where it can be
+    repeat_screen: bool = True  # a question the run already answered is dropped before its answer (`unrepeated`)
 
 
 IOA_STEPS = AdapterSteps()
@@ -431,6 +434,23 @@ def screen(state: LearnerState, svc: Services, plan: RoundPlan, candidates: list
     return kept, dropped
 
 
+def unrepeated(plan: RoundPlan, candidates: list[Candidate], asked: set[str]
+               ) -> tuple[list[Candidate], list[DroppedItem]]:
+    """Drop, before its answer is paid for, a question the run has already answered (the same words once
+    normalised: an earlier candidate of the round, or a kept item of the run), as `repeated_question`; the judge
+    would drop its item as a duplicate, or fail it as it failed the first. Adds the others to `asked`."""
+    kept, dropped = [], []
+    for c in candidates:
+        key = normalize(c.question)
+        if key in asked:
+            dropped.append(dropped_item(plan, c.module, c.source, c.wrong, c.level, c.pass_, c.question,
+                                        "repeated_question: the run already answered this question", c.drafted))
+            continue
+        asked.add(key)
+        kept.append(c)
+    return kept, dropped
+
+
 def module_ratio(state: LearnerState, svc: Services, module: str) -> float:
     """The module's latest mastery ratio (0 before any exam): what the capacity rule shapes the answers to."""
     obs = state.last_observation()
@@ -568,8 +588,13 @@ def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: Adap
     dropped: list[DroppedItem] = []
     todo = list(plan.modules)
 
+    asked = {normalize(q) for k in plan.modules for q, _ in earlier[k]}  # questions answered in this run so far
+
     def judge_chunk(candidates: list[Candidate], unparsed: list[DroppedItem]) -> None:
         candidates, screened = screen(state, svc, plan, candidates, steps.gate_screen)
+        if steps.repeat_screen:
+            candidates, repeated = unrepeated(plan, candidates, asked)
+            screened += repeated
         answers = answer_candidates(state, svc, plan, candidates, steps)
         candidates, answers, unpaid = paid_for(plan, candidates, answers)
         dropped.extend(unparsed + screened + unpaid)

@@ -70,6 +70,6 @@ def node_variants(ablation: str) -> dict[str, Callable]:
                 "advance": single, "give_up": single}
     if ablation == "no_adapter":
         steps = AdapterSteps(adaptations=no_adaptations, samples=one_sample, judge=keep_as_written,
-                             gate_screen=False)
+                             gate_screen=False, repeat_screen=False)
         return {"synthesize": partial(adapter.synthesize, steps=steps)}
     raise ValueError(f"unknown ablation {ablation!r}: choose none or one of {', '.join(ABLATIONS)}")

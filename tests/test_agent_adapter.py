@@ -143,7 +143,30 @@ def test_a_rewrite_of_a_test_question_is_dropped_before_it_is_answered(services)
     assert answered == {"Which river runs longest through Zorbia?"}      # no answer was paid for a test rewrite
     y = svc.trace.of("synthesis_yield")[0]
     assert (y["written"], y["kept"]) == (4, 1)
-    assert y["dropped_by_reason"] == {"test_overlap": 2, "duplicate of a kept item (ROUGE-L > 0.7)": 1}
+    assert y["dropped_by_reason"] == {"test_overlap": 2, "repeated_question": 1}  # its answer not paid twice
+    answers = [r for r in svc.teacher.requests if r.tag.get("step") == "answer"]
+    assert len(answers) == 1
+
+
+def test_a_question_the_run_already_answered_is_dropped_before_its_answer_is_paid_for(services):
+    replies = ["Which river runs longest through Zorbia?", "Which river flows longest through Zorbia?",
+               "Which wide river is in Zorbia?", "Which river runs the longest through Zorbia?"]
+    svc, kept, dropped = _run(services, rewrites(replies), **{"thresholds.samples_per_seed": 8})
+    asked = [r.messages[-1]["content"] for r in svc.teacher.requests if r.tag.get("step") == "answer"]
+    # each wording is answered once ("the longest" is the same words but an article); "flows" is other words, so
+    # it is answered and the judge's ROUGE-L rule drops it
+    assert sorted(asked) == sorted(replies[:3])
+    reasons = [d["reason"].split(":")[0] for d in dropped]
+    assert reasons.count("repeated_question") == 5
+    assert reasons.count("duplicate of a kept item (ROUGE-L > 0.7)") == 1
+    # a later round does not pay again for a question the run kept
+    state = _state(make_items(FACTS, n_probe=8, n_test=0)).model_copy(
+        update={"item_files": [adapter.write_jsonl(svc.run_dir, "items/k.jsonl", kept, kind="items")]})
+    svc.teacher.requests.clear()
+    with pytest.raises(adapter.ItemShortage, match="repeated_question"):
+        adapter.synthesize(state, svc)
+    asked = [r.messages[-1]["content"] for r in svc.teacher.requests if r.tag.get("step") == "answer"]
+    assert replies[0] not in asked and replies[2] in asked
 
 
 def test_cut_misnamed_and_empty_answer_candidates_are_dropped_each_with_its_reason(services):
