@@ -206,12 +206,13 @@ def misnamed_entity(text: str, entities: list[str], known: set[str]) -> str | No
     The rule (general, not tied to one domain): a capitalised word of the candidate that is no word of the source,
     the teacher's context or the pack's training items (`known`, lowercased) and is a near-spelling of an entity its
     source names (`entities`, from `entity_names`) is the teacher misspelling that entity: the item would teach the
-    fact under a wrong name ("Zorvath" for "Zorbia"). A known word (another name of the context) is never flagged."""
+    fact under a wrong name ("Zorvath" for "Zorbia"). A known word (another name of the context) is never flagged,
+    nor is a form of the entity's name (`names_entity`: "Italian" for "Italy", "Zorbian" for "Zorbia")."""
     for w in _words(text):
         if not w[0].isupper() or len(w) < 4 or w.lower() in known or w.lower() in COMMON_WORDS:
             continue
         for e in entities:
-            if near_spelling(w, e):
+            if near_spelling(w, e) and not names_entity([w], e):
                 return f"{w!r} is a near-spelling of the source's {e!r}"
     return None
 

@@ -90,6 +90,9 @@ def test_a_near_spelling_of_a_source_entity_is_a_misnamed_entity():
     assert misnamed_entity("Is the Tamsel in Zorbia's north?", entities, known) is None        # a name of the context
     assert misnamed_entity("Which Zorbian city is the capital?", entities, known) is None     # a form of the name
     assert misnamed_entity("Which city does Paris twin with?", entities, known) is None      # unrelated name
+    italy = entity_names(["What is the capital of Italy?", "Rome"])
+    assert misnamed_entity("Which Italian city is the capital?", italy, set()) is None        # Italy's adjective
+    assert misnamed_entity("Which Zorbian city is the capital?", entities, set()) is None     # unknown, still a form
     assert near_spelling("Zorvath", "Zorbia") and not near_spelling("Zorbias", "Zorbia")
     assert not near_spelling("Italian", "Zorbia")
 
