@@ -198,7 +198,7 @@ def question_form(plan: RoundPlan, cand: Candidate) -> str | None:
     why = complete_question(cand.question, cand.reply, cand.reply_cut, bound)
     if why is not None:
         return f"cut_question: {why}"
-    if not plan.check_names or cand.template == SEED_TEMPLATE:  # a seed's question is the pack's, not a rewrite
+    if not plan.check_names:
         return None
     why = misnamed_entity(cand.question, cand.entities(), plan.known)
     if why is not None:

@@ -7,11 +7,10 @@ For one random seed, given that seed's finished IOA run:
    item greedily with its context, and each seed with its answer is a training item (Self-Instruct's pool starts
    from its seed tasks), so that no arm trains on a concrete case another arm lacks.
 3. **Synthesis** with the rest of the budget, spread uniformly over the seed items (round-robin: seed 1, 2, ...,
-   n, then seed 1 again with the
-   next sample index): the teacher rewrites the seed question (prompts/synthesize.txt with an empty level hint, the
-   teacher's context as system prompt, as the Adapter asks it; the sample index carries the run's seed, so seeds
-   draw different samples) and answers the new question greedily with its
-   context as the system prompt (no adaptations, no verification). Exact duplicate questions are dropped (and not
+   n, then seed 1 again with the next sample index): the teacher rewrites the seed question (prompts/synthesize.txt
+   with an empty level hint, the teacher's context as system prompt, as the Adapter asks it; the sample index
+   carries the run's seed, so seeds draw different samples) and answers the new question greedily with its context
+   as the system prompt (no adaptations, no verification). Exact duplicate questions are dropped (and not
    answered). Calls go out in batches sized so that their predicted cost fits the remaining budget (a pair's
    prediction is the largest cost seen for an answered pair of its seed item; for a seed item whose questions so
    far all failed to parse, its largest question cost plus the largest answer cost seen; else the largest pair
@@ -243,9 +242,9 @@ def seed_answers(w: _Writer, svc: Services, baseline: str, budget: int | None = 
     seeds, reqs, planned = [], [], 0
     for s in w.seeds:
         req = w.answer(svc.pack.format_prompt(s), s, 0)
-        if budget is not None and planned + _est_tokens(req.messages, req.max_tokens) > budget:
-            break
         planned += _est_tokens(req.messages, req.max_tokens)
+        if budget is not None and planned > budget:
+            break
         seeds.append(s)
         reqs.append(req)
     replies = svc.teacher.ask(reqs) if reqs else []

@@ -66,7 +66,7 @@ def test_a_seed_that_duplicates_a_gate_item_is_dropped_before_its_answer_is_paid
     assert not [r for r in svc.teacher.requests if r.messages[-1]["content"].startswith("Q0 ")]
 
 
-def test_rounds_from_wrong_answers_earlier_kept_seeds_and_the_switch_off_ask_no_seed(services, tmp_path):
+def test_rounds_from_wrong_answers_earlier_kept_seeds_and_the_switch_off_ask_no_seed(services):
     items = make_items(FACTS, n_probe=8, n_test=0)
     svc = services(items, teacher, lambda p: "")
     state = _state(items, gate_ids=[])
