@@ -9,8 +9,9 @@ For every seed (RunConfig.seed), on the same task pack, teacher and student:
                    optimizer steps (baselines/oneshot.py; runs/bench-<seed>-oneshot)
     llm2llm        LLM2LLM on the same budget (baselines/llm2llm.py; runs/bench-<seed>-llm2llm)
     no_identifier, no_organizer, no_adapter
-                   the IOA run with one component switched off (baselines/ablations.py; runs/bench-<seed>-<arm>);
-                   each reports what it spent
+                   the IOA run with one component switched off (baselines/ablations.py; runs/bench-<seed>-<arm>),
+                   starting from the IOA run's first diagnosis when there is one (graph/fork.py); each reports
+                   what it spent, the shared diagnosis included
 
 A run whose report.json exists is reused, an unfinished one is resumed from its last checkpoint (its teacher cache
 makes the resume pay nothing twice), so a killed bench continues where it stopped. A run directory made with a
@@ -36,6 +37,7 @@ from bench.arms import (
     arm_config,
     check_compatible,
     comparable,
+    ensure_ablation,
     ensure_graph_run,
     ensure_matched,
     format_plan,
@@ -85,9 +87,10 @@ def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str |
                 d, rep, act = ensure_matched(arm, arm_config(cfg, seed, arm, runs_dir, budget), ioa_dir, ioa_report,
                                              progress, budget)
                 rows.append(row(seed, arm, d, rep, act))
+        ioa_dir = Path(runs_dir) / run_id_for(seed, "ioa", budget)
         for arm in ABLATIONS:
             if arm in arms:
-                d, rep, act = ensure_graph_run(arm_config(cfg, seed, arm, runs_dir, budget), progress)
+                d, rep, act = ensure_ablation(arm_config(cfg, seed, arm, runs_dir, budget), ioa_dir, progress)
                 rows.append(row(seed, arm, d, rep, act))
     rows.sort(key=lambda r: (arms.index(r["arm"]), seeds.index(r["seed"])))
     result = {

@@ -8,7 +8,9 @@
                    still gets wrong, retrain, until the IOA run's budget is spent; each round trains for the IOA
                    run's optimizer steps (baselines/llm2llm.py; runs/bench-<seed>-llm2llm)
     no_identifier, no_organizer, no_adapter
-                   the IOA run with one component switched off (baselines/ablations.py; runs/bench-<seed>-<arm>)
+                   the IOA run with one component switched off (baselines/ablations.py; runs/bench-<seed>-<arm>);
+                   each starts from the IOA run's first diagnosis when there is one (graph/fork.py: the same
+                   measurement, its teacher tokens and seconds charged to the ablation too; action "fork")
 
 A run whose report.json exists is reused, an unfinished one is resumed from its last checkpoint (its teacher cache
 makes the resume pay nothing twice). A run directory made with a different config (apart from operational fields
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agents.checkpoints import has_checkpoint
 from agents.reporter import read_report
 from ioa_state import ConfigError, RunConfig, load_config
 
@@ -122,6 +125,34 @@ def ensure_graph_run(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
     if not path.is_file():
         raise RuntimeError(f"run {cfg.run_id} ended without a report.json")
     return run_dir, read_report(path), action
+
+
+def ensure_ablation(cfg: RunConfig, ioa_dir: Path, progress) -> tuple[Path, dict, str]:
+    """An ablation's run: forked from the IOA run's first diagnosis when it has none of its own yet and the IOA run
+    has one (made with the same config but the ablation), then run to its end like any graph run."""
+    from graph.fork import fork_after_diagnosis
+
+    run_dir = Path(cfg.runs_dir) / cfg.run_id
+    check_compatible(run_dir, cfg)
+    if not has_checkpoint(run_dir) and shares_diagnosis(cfg, ioa_dir) and fork_after_diagnosis(cfg, ioa_dir, progress):
+        d, report, _ = ensure_graph_run(cfg, progress)
+        return d, report, "fork"
+    return ensure_graph_run(cfg, progress)
+
+
+def shares_diagnosis(cfg: RunConfig, ioa_dir: Path) -> bool:
+    """Whether cfg's ablation run may start from the IOA run's first diagnosis: the IOA run's config is cfg's but
+    for the run's identity and the ablation (operational fields aside)."""
+    from graph.fork import SHARES_DIAGNOSIS
+
+    path = Path(ioa_dir) / "config.yaml"
+    if cfg.ablation not in SHARES_DIAGNOSIS or not path.is_file():
+        return False
+    ioa = load_config(path)
+    if ioa.ablation != "none":
+        return False
+    mine, theirs = comparable(cfg), comparable(ioa)
+    return all(mine.get(k) == theirs.get(k) for k in set(mine) | set(theirs) if k != "ablation")
 
 
 def ensure_matched(arm: str, cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress,
@@ -237,7 +268,12 @@ def plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str, budge
         for arm in ABLATIONS:
             if arm in arms:
                 d = Path(runs_dir) / run_id_for(seed, arm, budget)
-                steps.append({"seed": seed, "arm": arm, "run_dir": str(d), "action": _state_of(d), "shown": True})
+                act = _state_of(d)
+                ioa_dir = Path(runs_dir) / run_id_for(seed, "ioa", budget)
+                if not has_checkpoint(d) and (need_ioa or has_checkpoint(ioa_dir)):
+                    act = "fork"
+                steps.append({"seed": seed, "arm": arm, "run_dir": str(d), "action": act, "shown": True,
+                              "note": " (from the IOA run's first diagnosis)" if act == "fork" else ""})
     return steps
 
 

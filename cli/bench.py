@@ -12,9 +12,10 @@ def add_parser(sub) -> None:
     """Add `ioa bench` to the `ioa` subcommands (called from graph/cli.py build_parser)."""
     b = sub.add_parser(
         "bench",
-        help="IOA against its baselines (one-shot, undistilled, ablations) over seeds: one table",
-        description="For each seed: the IOA run, the undistilled student, a one-shot (Self-Instruct) "
-        "run on the IOA run's teacher budget and optimizer steps, and the ablations; "
+        help="IOA against its baselines (one-shot, LLM2LLM, undistilled, ablations) over seeds: one table",
+        description="For each seed: the IOA run, the undistilled student, one-shot (Self-Instruct) and LLM2LLM "
+        "runs on the IOA run's teacher budget and optimizer steps, and the ablations (each from the IOA run's "
+        "first diagnosis, its cost charged to it too); "
         "finished runs are reused, unfinished ones resumed. Prints one table and writes "
         "bench.json and bench.svg.",
     )

@@ -165,6 +165,18 @@ class Targets(TraceEvent):
     teacher_limited: list[str] = Field(default_factory=list)
 
 
+class DiagnosisShared(TraceEvent):
+    """A bench ablation started from the IOA run's first diagnosis (graph/fork.py): the source, its teacher tokens
+    and seconds (charged here too; the events above it are the source's), and this run's targets."""
+
+    event: Literal["diagnosis_shared"] = "diagnosis_shared"
+    source: str
+    tokens: int = 0
+    seconds: float = 0.0
+    ablation: str
+    targets: list[str] = Field(default_factory=list)
+
+
 class StagePlanned(TraceEvent):
     """A curriculum stage (Eq. 7-8): its modules, difficulty and item levels."""
 
@@ -265,6 +277,7 @@ EVENT_KINDS: dict[str, type[TraceEvent]] = {
         ModuleDiagnosis,
         EdgeEvent,
         Targets,
+        DiagnosisShared,
         StagePlanned,
         Synthesis,
         SynthesisYieldEvent,

@@ -238,6 +238,86 @@ def test_ablation_runs_with_its_switch_and_reports_its_own_spend(first):
         assert row["wall_s"] > 0
 
 
+def _events(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (Path(run_dir) / "trace.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _first_diagnosis(events: list[dict]) -> list[dict]:
+    """The events up to the first diagnose node_end."""
+    end = next(i for i, e in enumerate(events) if e["event"] == "node_end" and e["node"] == "diagnose")
+    return events[:end + 1]
+
+
+def test_ablation_starts_from_the_ioa_runs_first_diagnosis_and_pays_for_it(first):
+    """§5: the first diagnosis is one measurement for IOA and the ablation; the ablation does not measure it again,
+    and its teacher tokens are charged to the ablation too."""
+    result, _, _ = first
+    rows = _rows(result)
+    for seed in SEEDS:
+        ioa_row, abl_row = rows[("ioa", seed)], rows[("no_organizer", seed)]
+        assert abl_row["action"] == ("reuse" if seed == 0 else "fork")  # seed 0's forked before the kill
+        ioa_diag, abl = _first_diagnosis(_events(ioa_row["run_dir"])), _events(abl_row["run_dir"])
+        strip = [{k: v for k, v in e.items() if k not in ("seq", "ts")} for e in ioa_diag]
+        assert [{k: v for k, v in e.items() if k not in ("seq", "ts")} for e in abl[:len(ioa_diag)]] == strip
+        shared = abl[len(ioa_diag)]
+        paid = sum(e["tokens_in"] + e["tokens_out"] for e in ioa_diag if e["event"] == "teacher_call"
+                   and not e["cached"])
+        assert shared["event"] == "diagnosis_shared" and shared["source"] == f"bench-{seed}-ioa"
+        assert paid > 0 and shared["tokens"] == paid and shared["targets"]
+        later = abl[len(ioa_diag) + 1:]
+        assert not any(e["event"] == "node_start" and e["node"] == "diagnose" for e in later)  # one cycle here
+        assert not any(e["event"] == "teacher_call" and e.get("node") in ("diagnose", "diagnose:test")
+                       for e in later), "the ablation asked the diagnosis again"
+        ioa, ablation = _report(ioa_row), _report(abl_row)
+        assert ablation["overall"]["teacher"] == ioa["overall"]["teacher"]
+        assert ablation["overall"]["before"] == ioa["overall"]["before"]
+        assert ablation["usage"]["diagnostician"] == ioa["usage"]["diagnostician"]  # charged as IOA paid it
+        adapter = ablation["usage"]["adapter"]
+        assert ablation["teacher_tokens"] >= paid + adapter["tokens_in"] + adapter["tokens_out"]
+        assert abl_row["wall_s"] >= shared["seconds"] > 0
+
+
+def test_a_fork_killed_before_its_checkpoint_is_made_again_and_no_identifier_retargets(first, setup, monkeypatch):
+    """A fork that died before its checkpoint leaves nothing to resume: the next one starts clean. no_identifier keeps
+    the shared measurements and recomputes its targets with its own step (every teachable module not passed)."""
+    from agents.checkpoints import has_checkpoint, load_state
+    from graph import fork, runner
+
+    tmp, _, cfg = setup
+    result, _, _ = first
+    ioa_dir = Path(_rows(result)[("ioa", 0)]["run_dir"])
+    abl = bench_mod.arm_config(cfg, 0, "no_identifier", str(tmp / "forks"))
+    assert bench_mod.arms.shares_diagnosis(abl, ioa_dir)
+    assert not bench_mod.arms.shares_diagnosis(
+        abl.model_copy(update={"student": abl.student.model_copy(update={"epochs": 2})}), ioa_dir)
+    real = runner.compiled
+
+    def dies(run_dir, *a, **kw):
+        if Path(run_dir).name == abl.run_id:
+            raise Killed("killed inside the fork")
+        return real(run_dir, *a, **kw)
+
+    monkeypatch.setattr(runner, "compiled", dies)
+    with pytest.raises(Killed):
+        fork.fork_after_diagnosis(abl, ioa_dir)
+    run_dir = tmp / "forks" / abl.run_id
+    assert (run_dir / "trace.jsonl").is_file() and not has_checkpoint(run_dir)
+    monkeypatch.setattr(runner, "compiled", real)
+    assert fork.fork_after_diagnosis(abl, ioa_dir)
+    events = _events(run_dir)
+    assert sum(e["event"] == "diagnosis_shared" for e in events) == 1
+    assert sum(e["event"] == "node_end" and e["node"] == "diagnose" for e in events) == 1
+    ioa_state = fork.diagnosed_state(ioa_dir)
+    state = load_state(run_dir)
+    assert state.run_id == abl.run_id and state.modules == ioa_state.modules and state.usage == ioa_state.usage
+    teachable = sorted(k for k, m in state.modules.items() if not m.teacher_limited)
+    assert state.targets == teachable
+    assert events[-1]["event"] == "targets" and events[-1]["targets"] == teachable
+    assert set(state.severity.values()) == {1.0}
+    with pytest.raises(RuntimeError, match="already has a checkpoint"):
+        fork.fork_after_diagnosis(abl, ioa_dir)
+
+
 def test_teacher_limited_modules_listed_and_out_of_teachable_retention(first):
     result, _, _ = first
     for r in result["rows"]:
@@ -258,7 +338,7 @@ def test_killed_bench_resumed_the_run_without_paying_twice(first):
     rows = _rows(result)
     assert rows[("ioa", 1)]["action"] == "resume"
     assert rows[("ioa", 0)]["action"] == "reuse" and rows[("oneshot", 0)]["action"] == "reuse"
-    assert rows[("no_organizer", 1)]["action"] == "run"
+    assert rows[("no_organizer", 1)]["action"] == "fork"  # from the resumed IOA run's first diagnosis
     run_dir = Path(rows[("ioa", 1)]["run_dir"])
     events = [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines() if line.strip()]
     paid = [json.dumps([e["messages"], e.get("sample_index"), e.get("role")], sort_keys=True)
