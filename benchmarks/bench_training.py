@@ -4,11 +4,15 @@ Training: one AdamW step through `train_sft` at 4 x 256 tokens, TRL's SFTTrainer
 the hand-written loop (`loop`), for full and LoRA fine-tuning, in fp32 and with bf16 autocast (`--modes`). Each arm
 runs in its own subprocess (a warm-up step first, then the mean of `--steps` steps), so its peak resident memory
 (ru_maxrss, model load included) is its own. Printed: optimizer steps/s and peak MiB, and TRL's steps/s and memory
-against the loop's in the same mode. Generation: greedy tokens/s at batch 1 vs 8 (every row forced to the full
+against the loop's in the same mode. `--optims`: TRL's step with AdamW's fused kernel (`student.optim`'s default)
+against torch's per-tensor AdamW, in the first mode, and the ratios (wall, and CPU seconds of the arm's process,
+which other busy processes change less). Generation: greedy tokens/s at batch 1 vs 8 (every row forced to the full
 `--new-tokens`). Ratios are against baselines measured in the same run, so a shared, noisy CPU still compares.
 
     [IOA_TORCH_THREADS=1] .venv/bin/python benchmarks/bench_training.py [--steps 2] [--modes full-bf16,lora-bf16]
         [--no-generate] [--json out.json]
+    [IOA_TORCH_THREADS=1] .venv/bin/python benchmarks/bench_training.py --optims --modes full-fp32 --batch 6 \
+        --length 96 --steps 3 --no-generate   # the fused optimizer at the demo's item sizes
 """
 from __future__ import annotations
 
@@ -34,31 +38,42 @@ WORDS = ("river mountain capital answer number kingdom silver market winter lang
          "bridge lantern harbor meadow castle violet copper").split()
 
 
-def _examples(n: int, seed: int = 0) -> list[dict]:
+def _examples(n: int, seed: int = 0, length: int = 256) -> list[dict]:
+    """Examples that fill `length` tokens (from 256 up: a 160-word prompt; shorter: a third of it, so some answer
+    tokens are left)."""
     rng = random.Random(seed)
     text = lambda k: " ".join(rng.choice(WORDS) for _ in range(k))  # noqa: E731
-    return [{"prompt": text(160), "answer": text(200), "system": None} for _ in range(n)]
+    prompt = 160 if length >= 256 else length // 3
+    return [{"prompt": text(prompt), "answer": text(200), "system": None} for _ in range(n)]
 
 
-def bench_step(source: str, *, engine: str, lora: bool, bf16: bool, steps: int, batch: int, length: int) -> dict:
+def bench_step(source: str, *, engine: str, lora: bool, bf16: bool, steps: int, batch: int, length: int,
+               optim: str = "adamw_torch_fused") -> dict:
     model, tok = load_model(source, device="cpu")
     cfg = StudentConfig(source=source, engine=engine, lora=lora, bf16=bf16, batch_size=batch, max_length=length,
-                        learning_rate=1e-5)
+                        learning_rate=1e-5, optim=optim)
     stamps: list[float] = []
+    cpu: list[float] = []
     t0 = time.perf_counter()
-    _, stats = train_sft(model, tok, _examples(batch * (steps + 1)), cfg, seed=0, max_steps=steps + 1,
-                         progress=lambda s, t, loss: stamps.append(time.perf_counter()))
+
+    def stamp(s, t, loss):
+        stamps.append(time.perf_counter())
+        cpu.append(time.process_time())
+
+    _, stats = train_sft(model, tok, _examples(batch * (steps + 1), length=length), cfg, seed=0, max_steps=steps + 1,
+                         progress=stamp)
     per_step = (stamps[-1] - stamps[0]) / steps  # step 1 is the warm-up
-    return {"engine": engine, "lora": lora, "bf16": bf16 and bf16_supported("cpu"), "step_s": per_step,
+    return {"engine": engine, "optim": optim, "lora": lora, "bf16": bf16 and bf16_supported("cpu"), "step_s": per_step,
+            "cpu_step_s": (cpu[-1] - cpu[0]) / steps,  # CPU seconds of this process: what a busy machine leaves alone
             "steps_per_s": 1 / per_step, "first_step_s": stamps[0] - t0,
             "tokens_per_step": stats.tokens // stats.steps,
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _arm_in_subprocess(args, engine: str, mode: str) -> dict:
+def _arm_in_subprocess(args, engine: str, mode: str, optim: str = "adamw_torch_fused") -> dict:
     """One arm in a fresh interpreter: its peak memory is its own."""
-    cmd = [sys.executable, __file__, "--arm", f"{engine}:{mode}", "--source", args.source, "--steps", str(args.steps),
-           "--batch", str(args.batch), "--length", str(args.length)]
+    cmd = [sys.executable, __file__, "--arm", f"{engine}:{mode}:{optim}", "--source", args.source,
+           "--steps", str(args.steps), "--batch", str(args.batch), "--length", str(args.length)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not lines:
@@ -67,9 +82,9 @@ def _arm_in_subprocess(args, engine: str, mode: str) -> dict:
 
 
 def _run_arm(spec: str, args) -> int:
-    engine, mode = spec.split(":")
+    engine, mode, optim = spec.split(":")
     r = bench_step(args.source, engine=engine, lora=mode.startswith("lora"), bf16=mode.endswith("bf16"),
-                   steps=args.steps, batch=args.batch, length=args.length)
+                   steps=args.steps, batch=args.batch, length=args.length, optim=optim)
     print(json.dumps(r))
     return 0
 
@@ -88,6 +103,19 @@ def train_table(args) -> list[dict]:
         print(f"{r['mode']:<11}{r['engine']:<7}{r['steps_per_s']:>9.3f}{r['peak_mib']:>10.0f}"
               f"{r['tokens_per_step']:>8}{extra}")
     return rows
+
+
+def optim_table(args) -> list[dict]:
+    """TRL's step with torch's per-tensor AdamW, then with the fused kernel, in the first mode; the ratio."""
+    mode = args.modes.split(",")[0]
+    plain = _arm_in_subprocess(args, "trl", mode, "adamw_torch")
+    fused = _arm_in_subprocess(args, "trl", mode, "adamw_torch_fused")
+    print(f"\n{'mode':<11}{'optim':<19}{'step s':>8}{'CPU s':>7}{'first step s':>14}{'x adamw_torch steps/s':>23}"
+          f"{'x CPU s':>9}")
+    for r in (plain, fused):
+        print(f"{mode:<11}{r['optim']:<19}{r['step_s']:>8.2f}{r['cpu_step_s']:>7.2f}{r['first_step_s']:>14.2f}"
+              f"{r['steps_per_s'] / plain['steps_per_s']:>23.2f}{r['cpu_step_s'] / plain['cpu_step_s']:>9.2f}")
+    return [dict(plain, mode=mode), dict(fused, mode=mode, x_steps=fused["steps_per_s"] / plain["steps_per_s"])]
 
 
 def bench_generate(model, tok, *, batch: int, new_tokens: int, reps: int) -> dict:
@@ -118,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="full-fp32,full-bf16,lora-fp32,lora-bf16",
                     help="comma-separated training modes: full|lora - fp32|bf16")
     ap.add_argument("--no-generate", action="store_true", help="skip the generation table")
+    ap.add_argument("--optims", action="store_true", help="only the optimizer table (fused AdamW vs per-tensor)")
     ap.add_argument("--arm", help=argparse.SUPPRESS)  # engine:mode, run by the parent in a subprocess
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args(argv)
@@ -127,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu bf16: {bf16_supported('cpu')}, "
           f"source {args.source}, {args.batch}x{args.length} tokens a step")
-    train = train_table(args)
+    train = optim_table(args) if args.optims else train_table(args)
     if args.no_generate:
         if args.json:
             args.json.write_text(json.dumps({"train": train}, indent=2))

@@ -212,6 +212,11 @@ class StudentConfig(_Strict):
     adam_beta1: float = Field(0.9, ge=0, lt=1)
     adam_beta2: float = Field(0.999, ge=0, lt=1, description="(paper 0.95)")
     max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping norm (0: none)")
+    optim: Literal["adamw_torch_fused", "adamw_torch"] = Field(
+        "adamw_torch_fused", description="AdamW's implementation (TRL's name): fused, one kernel over every parameter"
+        " (the same update; SmolLM2's optimizer step alone 0.21 s against 1.4-2.3 s on one CPU core, a whole training"
+        " step at the demo's sizes 0.92x the CPU seconds: benchmarks/bench_training.py --optims), or torch's"
+        " per-tensor loop")
     lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine"] = Field(
         "constant", description="learning-rate schedule (paper: cosine)")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the steps spent warming up (paper 0.03)")

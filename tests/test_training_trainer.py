@@ -185,3 +185,26 @@ def test_gradient_checkpointing_defaults_to_cuda_only():
     assert not use_checkpointing(cfg, torch.device("cpu")) and use_checkpointing(cfg, torch.device("cuda"))
     assert use_checkpointing(StudentConfig(gradient_checkpointing=True), torch.device("cpu"))
     assert not use_checkpointing(cfg, torch.device("cuda"), asked=False)
+
+
+@pytest.mark.parametrize("optim", ["adamw_torch_fused", "adamw_torch"])
+def test_the_optimizer_is_adamw_as_configured_fused_by_default(tok, tmp_path, optim):
+    """student.optim picks AdamW's fused kernel (the default) or torch's per-tensor loop, in TRL's trainer and in
+    the hand loop alike; both take the same step."""
+    from training.trainer import _build_trainer, encode_all, sft_config
+
+    assert StudentConfig().optim == "adamw_torch_fused"
+    cfg = _cfg(optim=optim)
+    model, _ = load_model("tiny", device="cpu", seed=0)
+    encoded, _ = encode_all(tok, [EX], cfg.max_length)
+    args = sft_config(cfg, seed=0, output_dir=str(tmp_path), device=torch.device("cpu"), max_steps=1)
+    trainer = _build_trainer(model, tok, encoded, [EX], cfg, args, None)
+    trainer.create_optimizer()
+    opt = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+    assert isinstance(opt, torch.optim.AdamW) and bool(opt.defaults.get("fused")) == (optim == "adamw_torch_fused")
+    weights = {}
+    for engine in ("trl", "loop"):
+        m, _ = load_model("tiny", device="cpu", seed=0)
+        weights[engine], _ = train_sft(m, tok, [EX, dict(EX, answer="Zorvia.")], _cfg(optim=optim, engine=engine),
+                                       seed=1, max_steps=1)
+    assert max_abs_diff(weights["trl"], weights["loop"]) < 1e-5

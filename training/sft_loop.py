@@ -109,7 +109,7 @@ def train_sft_loop(model, tokenizer, examples: list[dict], cfg: StudentConfig, *
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                            betas=(cfg.adam_beta1, cfg.adam_beta2))
+                            betas=(cfg.adam_beta1, cfg.adam_beta2), fused=cfg.optim == "adamw_torch_fused")
     order_gen = torch.Generator().manual_seed(seed)
     try:
         while stats.steps < total:

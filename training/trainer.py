@@ -64,7 +64,7 @@ def sft_config(cfg: StudentConfig, *, seed: int, output_dir: str, device: torch.
         per_device_train_batch_size=cfg.batch_size // procs, gradient_accumulation_steps=1,
         num_train_epochs=cfg.epochs, max_steps=max_steps if max_steps is not None else -1,
         learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, adam_beta1=cfg.adam_beta1,
-        adam_beta2=cfg.adam_beta2, optim="adamw_torch",
+        adam_beta2=cfg.adam_beta2, optim=cfg.optim,
         max_grad_norm=cfg.max_grad_norm if max_grad_norm is None else max_grad_norm,
         lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_ratio,
         bf16=bool(cfg.bf16 and bf16_supported(device)), fp16=False,
