@@ -46,7 +46,10 @@ from baselines.oneshot import (
 from ioa_state import Item, RunConfig
 from ioa_state.records import RunReport
 
-MAX_ROUNDS = 8  # a safety cap; the budget usually ends the loop first
+MAX_ROUNDS = 8  # a cap on training rounds (the reference code runs a fixed number of iterations)
+# why the loop ended, in the report (`baseline.stopped`): the rounds cap, no seed item wrong, the budget could not pay
+# another pair, or a round kept nothing for another reason
+STOPS = ("max_rounds", "nothing_wrong", "budget", "no_new_items")
 
 
 class _Augmenter(_Writer):
@@ -143,10 +146,11 @@ def _train_and_augment(svc: Services, w: _Augmenter, pool: list[dict],
                        teacher_answers: dict[str, str], spent: int, budget: int, steps: int,
                        progress: Callable[[str], None]):
     """Steps 2-5: train, find the wrong seeds, augment, until the budget, the wrong answers or MAX_ROUNDS run out;
-    (dropped items, tokens spent, last round's training stats, rounds, optimizer steps over every round). Extends
-    `pool` in place."""
+    (dropped items, tokens spent, last round's training stats, rounds, optimizer steps over every round, why it
+    stopped: one of STOPS). Extends `pool` in place."""
     trace, run_dir = svc.trace, svc.run_dir
     rounds, dropped, seen, stats, total_steps = 0, [], {r["prompt"].strip().casefold() for r in pool}, None, 0
+    stopped = "max_rounds"
     while True:
         with _Phase(trace, "train"):
             stats = _train_round(svc, pool, steps, rounds)
@@ -158,6 +162,7 @@ def _train_and_augment(svc: Services, w: _Augmenter, pool: list[dict],
         with _Phase(trace, "examine"):
             wrong = wrong_seeds(svc, w.seeds)
         if not wrong or rounds >= MAX_ROUNDS:
+            stopped = "max_rounds" if wrong else "nothing_wrong"
             break
         with _Phase(trace, "synthesize"):
             new, bad, cost = augment(w, wrong, teacher_answers, rounds, budget - spent, seen)
@@ -169,9 +174,10 @@ def _train_and_augment(svc: Services, w: _Augmenter, pool: list[dict],
         progress(f"llm2llm round {rounds}: {len(wrong)} seed items wrong, {len(new)} new items, "
                  f"{spent}/{budget} teacher tokens")
         if not new:
+            stopped = "budget" if cost == 0 else "no_new_items"  # nothing paid: not even one pair fitted
             break
         pool += new
-    return dropped, spent, stats, rounds, total_steps
+    return dropped, spent, stats, rounds, total_steps, stopped
 
 
 def _report(svc: Services, w: _Augmenter, ioa_state, ioa_report: dict, phase: _Phase, tally: dict) -> dict:
@@ -190,6 +196,7 @@ def _report(svc: Services, w: _Augmenter, ioa_state, ioa_report: dict, phase: _P
     data["arm"] = "llm2llm"
     data["context_passages"] = svc.context_passages
     data["baseline"].update({"optimizer_steps_total": tally["total_steps"], "training_rounds": tally["rounds"],
+                             "stopped": tally["stopped"],
                              "reference": "Lee et al. 2024, arXiv 2403.15042 (SqueezeAILab/LLM2LLM)"})
     data["wall_s"] = round(svc.trace.node_seconds() + time.perf_counter() - phase.t0, 1)
     write_json(svc.run_dir, "report.json", RunReport.model_validate(data).model_dump(), kind="report")
@@ -216,16 +223,16 @@ def run_llm2llm(cfg: RunConfig, ioa_run_dir: str | Path, run_id: str, progress: 
             pool, teacher_answers, spent = _seed_data(w, svc)
             write_jsonl(run_dir, "items/llm2llm-r0.jsonl", pool, kind="items")
         if steps > 0:
-            dropped, spent, stats, rounds, total_steps = _train_and_augment(
+            dropped, spent, stats, rounds, total_steps, stopped = _train_and_augment(
                 svc, w, pool, teacher_answers, spent, budget, steps, progress)
             save_student(svc.student.model, svc.student.tokenizer, run_dir / "student" / "final")
         else:  # the IOA run trained no step within its budget: the same step accounting leaves this student as it is
-            dropped, stats, rounds, total_steps = [], None, 0, 0
+            dropped, stats, rounds, total_steps, stopped = [], None, 0, 0, None
         write_jsonl(run_dir, "items/llm2llm-dropped.jsonl", dropped, kind="items")
         with _Phase(trace, "report") as phase:
             data = _report(svc, w, ioa_state, ioa_report, phase, {
                 "spent": spent, "stats": stats, "budget": budget, "steps": steps, "pairs": len(pool),
-                "rounds": rounds, "dropped": dropped, "total_steps": total_steps})
+                "rounds": rounds, "dropped": dropped, "total_steps": total_steps, "stopped": stopped})
         trace.emit("report", node="report", overall=data["overall"], teacher_tokens=data["teacher_tokens"])
         return run_dir, json.loads((run_dir / "report.json").read_text())
     finally:

@@ -87,6 +87,11 @@ def format_sweep(sweep: dict) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+STOPPED = {"max_rounds": "its training-round cap (baselines/llm2llm.py MAX_ROUNDS)",
+           "nothing_wrong": "no seed item wrong any more", "budget": "the budget could not pay another pair",
+           "no_new_items": "a round kept no new item"}  # why an LLM2LLM run ended (its report's baseline.stopped)
+
+
 def budget_checks(rows: list[dict]) -> list[dict]:
     """Per seed and matched arm (one-shot, LLM2LLM): its spend against its budget (the bench's, or the IOA run's
     spend), and optimizer steps against the IOA run's."""
@@ -102,7 +107,8 @@ def budget_checks(rows: list[dict]) -> list[dict]:
                     "fraction": spent / budget if budget else None,
                     "within_5pct": bool(budget) and abs(spent - budget) <= 0.05 * budget,
                     "ioa_steps": base.get("target_steps"), "oneshot_steps": rep.get("optimizer_steps"),
-                    "steps_equal": base.get("target_steps") == rep.get("optimizer_steps")})
+                    "steps_equal": base.get("target_steps") == rep.get("optimizer_steps"),
+                    "stopped": base.get("stopped")})
     return out
 
 
@@ -160,7 +166,9 @@ def format_table(result: dict) -> str:
         lines.append(
             f"{c.get('arm', 'oneshot')} seed {c['seed']}: "
             f"spent {c['spent']} of its {c['budget']} teacher tokens "
-            f"({frac}{'' if c['within_5pct'] else ', NOT within 5%'}); optimizer steps {c['oneshot_steps']}"
+            f"({frac}{'' if c['within_5pct'] else ', NOT within 5%'}"
+            f"{'; stopped: ' + STOPPED.get(c['stopped'], c['stopped']) if c.get('stopped') else ''}); "
+            f"optimizer steps {c['oneshot_steps']}"
             f" {'=' if c['steps_equal'] else '!='} IOA's {c['ioa_steps']}"
         )
     stopped = [r for r in result["rows"] if r["status"] != "finished"]

@@ -41,6 +41,7 @@ def test_llm2llm_writes_from_wrong_answers_only_within_the_budget(tmp_path):
     assert rep["arm"] == "llm2llm" and rep["optimizer_steps"] == steps
     assert base["optimizer_steps_total"] == steps * base["training_rounds"] and base["training_rounds"] >= 2
     assert abs(rep["teacher_tokens"] - budget) <= 0.01 * budget  # within 1% (a pair dearer than any seen can pass it)
+    assert base["stopped"] == "budget"  # what ended the loop is in the report
     events = [json.loads(x) for x in (run_dir / "trace.jsonl").read_text().splitlines()]
     rewrites = [e for e in events if e["event"] == "teacher_call" and e.get("step") == "question"]
     # every rewrite shows a seed item and the student's wrong answer (the tiny student never learns: all are wrong)
@@ -60,6 +61,7 @@ def test_llm2llm_matched_to_an_ioa_run_that_trained_no_step_stays_untrained(tmp_
         raw = small_config(tmp_path / "runs", "l2l0", srv.base_url)
         run_dir, rep = run_llm2llm(RunConfig.model_validate(raw), ioa_dir, "l2l0", budget=30000, steps=0)
     assert rep["optimizer_steps"] == 0 and rep["baseline"]["training_rounds"] == 0
+    assert rep["baseline"]["stopped"] is None
     assert any("not trained" in c for c in rep["caveats"])
     assert rep["overall"]["after"] == rep["overall"]["before"]  # the student before, scored again
     events = [json.loads(x) for x in (run_dir / "trace.jsonl").read_text().splitlines()]
