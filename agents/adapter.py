@@ -42,7 +42,6 @@ graph builder wires another set for the no_adapter ablation (baselines/ablations
 from __future__ import annotations
 
 import itertools
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -295,12 +294,13 @@ def slots(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str], 
         srcs = sources(state, svc, k)
         if attempt:
             srcs += [(svc.items[i], None) for i in state.modules[k].seed_ids if all(s.id != i for s, _ in srcs)]
-        # as many candidates per module as a first round has, however few wrong answers there are to write from
-        per_source = min(PASS_STRIDE, max(th.samples_per_seed, math.ceil(
-            th.samples_per_seed * max(1, len(state.modules[k].seed_ids)) / max(1, len(srcs)))))
+        # samples_per_seed (the paper's J_i) per source: a seed item, or a wrong answer in a remedial round. (It was
+        # once raised to a first round's volume however few wrong answers there were: bench9's remedial rounds with
+        # one wrong answer then wrote 110-120 rewrites of one question for 27,000-30,000 tokens and kept 2-7 items,
+        # most dropped as repeats, duplicates or failed answers. A module short of min_items gets the top-up pass.)
         for src, wrong in srcs:
             out += [Slot(k, src, wrong, level, hint, plan.round_no * 1000 + attempt * PASS_STRIDE + j)
-                    for j in range(per_source)]
+                    for j in range(min(PASS_STRIDE, th.samples_per_seed))]
     return out
 
 

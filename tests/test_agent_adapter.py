@@ -430,3 +430,34 @@ def test_answer_calls_carry_the_context_passages_their_question_needs(services):
     svc, _, _ = _run(services, rewrites(["Which river runs longest through Zorbia?"]),
                      **{"teacher.context": sheet, "teacher.context_passages": 0})
     assert all(sheet in r.messages[0]["content"] for r in svc.teacher.requests if r.tag["step"] == "answer")
+
+
+def test_a_remedial_round_writes_samples_per_seed_rewrites_of_each_wrong_answer_and_a_top_up_adds_the_seeds(
+        services):
+    """§3: J_i = samples_per_seed rewrites per source, a wrong answer's as a seed's: one wrong answer is not rewritten
+    a first round's worth of times (bench9: 110-120 rewrites of one question, 2-7 kept). A pass that leaves the
+    module short of min_items (the top-up) writes from the module's seed items too, with fresh sample indices."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from agents.runtime import write_jsonl
+    from ioa_state.records import WrongAnswer
+
+    facts = {"rivers": [("What is the river of Zorbia?", "Tamsel"), ("What is the longest river of Zorbia?", "Orv"),
+                        ("Which river feeds the lake of Zorbia?", "Sel")]}
+    items = make_items(facts, n_probe=8, n_test=0)
+    svc = services(items, rewrites(["Which river is it?"]), lambda p: "", **{"thresholds.samples_per_seed": 3})
+    state = _state(items, mode="remediate")
+    rem = svc.items[state.modules["rivers"].remedial_ids[0]]
+    wrong = WrongAnswer(item=rem.id, module="rivers", prompt=rem.prompt, answer="the Nile", reference=rem.reference)
+    ref = write_jsonl(svc.run_dir, "items/c0-s0-r1-wrong.jsonl", [wrong.model_dump()])
+    state = state.model_copy(update={"wrong_answers": ref})
+    plan = SimpleNamespace(round_no=2, simplify=False)
+    first = adapter.slots(state, svc, plan, ["rivers"], 0)
+    assert [(s.source.id, s.wrong) for s in first] == [(rem.id, "the Nile")] * 3
+    top_up = adapter.slots(state, svc, plan, ["rivers"], 1)
+    seeds = state.modules["rivers"].seed_ids
+    assert len(seeds) == 3 and Counter(s.source.id for s in top_up) == Counter({rem.id: 3, **{i: 3 for i in seeds}})
+    pairs = [(s.source.id, s.sample_index) for s in first + top_up]
+    assert len(set(pairs)) == len(pairs)  # every (source, sample) drawn once
+    assert not {s.sample_index for s in first} & {s.sample_index for s in top_up}
