@@ -23,6 +23,8 @@ one-shot arm's does, with items per round (items/llm2llm-r<k>.jsonl).
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import time
 from collections import Counter
@@ -134,12 +136,70 @@ def _seed_data(w: _Augmenter, svc: Services) -> tuple[list[dict], dict[str, str]
 def _train_round(svc: Services, pool: list[dict], steps: int, round_no: int):
     from training.trainer import train_sft
 
-    svc.student.load(None)  # every round starts again from the initial weights (LLM2LLM retrains from scratch)
+    # every round starts again from the initial weights (LLM2LLM retrains from scratch): loaded anew, since the last
+    # round trained the model in memory in place (before 2026-12-06 it was not, and every round went on training it)
+    svc.student.load(None, fresh=True)
     examples = [{"prompt": r["prompt"], "answer": r["answer"]} for r in pool]
     svc.student.model, stats = train_sft(svc.student.model, svc.student.tokenizer, examples, svc.cfg.student,
                                          seed=svc.cfg.seed * 1000 + 1 + round_no, max_steps=steps,
                                          teacher=distill_teacher(svc))
     return stats
+
+
+LATEST = "student/llm2llm-latest"  # the newest round's trained student (one kept: each is the model's full size)
+
+
+def round_key(pool: list[dict], steps: int, seed: int) -> str:
+    """What a round's training depends on: its examples in order, its steps and its seed (sha256)."""
+    h = hashlib.sha256(json.dumps([[r["prompt"], r["answer"]] for r in pool], ensure_ascii=False).encode())
+    h.update(f"|{steps}|{seed}".encode())
+    return h.hexdigest()
+
+
+def _record_path(run_dir: Path, round_no: int) -> Path:
+    return run_dir / "items" / f"llm2llm-r{round_no}-trained.json"
+
+
+def _trained(svc: Services, w: _Augmenter, pool: list[dict], steps: int, round_no: int):
+    """Train round `round_no` from the initial weights and find the seed items still wrong: (stats, wrong, whether
+    it was read back). A round that an earlier attempt of this run finished (its record under items/ names the same
+    inputs) is read back instead, so a killed run resumes without training again; its student, needed only for the
+    last round, is the one saved at LATEST. The record is written after the student, atomically."""
+    from training.checkpoints import save_student
+    from training.examples import TrainStats
+
+    run_dir, trace = svc.run_dir, svc.trace
+    key = round_key(pool, steps, svc.cfg.seed * 1000 + 1 + round_no)
+    path = _record_path(run_dir, round_no)
+    if path.is_file():
+        rec = json.loads(path.read_text())
+        if rec.get("key") == key:
+            return TrainStats(**rec["stats"]), rec["wrong"], True
+    with _Phase(trace, "train"):
+        stats = _train_round(svc, pool, steps, round_no)
+    trace.emit("train", node="train", round=round_no, items=len(pool), steps=stats.steps,
+               loss_first=stats.losses[0] if stats.losses else None,
+               loss_last=stats.losses[-1] if stats.losses else None)
+    with _Phase(trace, "examine"):
+        wrong = wrong_seeds(svc, w.seeds)
+    save_student(svc.student.model, svc.student.tokenizer, run_dir / LATEST)
+    write_json(run_dir, str(path.relative_to(run_dir)), {"key": key, "round": round_no, "wrong": wrong,
+                                                         "stats": dataclasses.asdict(stats)})
+    (run_dir / LATEST / "round.json").write_text(json.dumps({"key": key, "round": round_no}))
+    return stats, wrong, False
+
+
+def _last_student(svc: Services, pool: list[dict], steps: int, round_no: int) -> None:
+    """The last round's student in memory: the one saved at LATEST when it is that round's, else trained again."""
+    from training.checkpoints import load_student
+
+    key = round_key(pool, steps, svc.cfg.seed * 1000 + 1 + round_no)
+    mark = svc.run_dir / LATEST / "round.json"
+    if mark.is_file() and json.loads(mark.read_text()).get("key") == key:
+        svc.student.model, svc.student.tokenizer = load_student(svc.run_dir / LATEST, device=svc.student.device)
+        return
+    with _Phase(svc.trace, "train"):
+        _train_round(svc, pool, steps, round_no)
 
 
 def _train_and_augment(svc: Services, w: _Augmenter, pool: list[dict],
@@ -152,15 +212,12 @@ def _train_and_augment(svc: Services, w: _Augmenter, pool: list[dict],
     rounds, dropped, seen, stats, total_steps = 0, [], {r["prompt"].strip().casefold() for r in pool}, None, 0
     stopped = "max_rounds"
     while True:
-        with _Phase(trace, "train"):
-            stats = _train_round(svc, pool, steps, rounds)
-            total_steps += stats.steps
-        trace.emit("train", node="train", round=rounds, items=len(pool), steps=stats.steps,
-                   loss_first=stats.losses[0] if stats.losses else None,
-                   loss_last=stats.losses[-1] if stats.losses else None)
+        trained_pool = list(pool)
+        stats, wrong, read_back = _trained(svc, w, pool, steps, rounds)
+        if read_back:
+            progress(f"llm2llm round {rounds}: trained before this attempt (read back)")
+        total_steps += stats.steps
         rounds += 1
-        with _Phase(trace, "examine"):
-            wrong = wrong_seeds(svc, w.seeds)
         if not wrong or rounds >= MAX_ROUNDS:
             stopped = "max_rounds" if wrong else "nothing_wrong"
             break
@@ -177,6 +234,8 @@ def _train_and_augment(svc: Services, w: _Augmenter, pool: list[dict],
             stopped = "budget" if cost == 0 else "no_new_items"  # nothing paid: not even one pair fitted
             break
         pool += new
+    if read_back:  # the last round's student was trained by an earlier attempt
+        _last_student(svc, trained_pool, steps, rounds - 1)
     return dropped, spent, stats, rounds, total_steps, stopped
 
 

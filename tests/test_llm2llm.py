@@ -92,3 +92,53 @@ def test_llm2llm_keeps_within_the_budget_when_later_seeds_cost_more(tmp_path):
         raw = small_config(tmp_path / "runs", "l2lx", srv.base_url, **{"thresholds.samples_per_seed": 20})
         run_dir, rep = run_llm2llm(RunConfig.model_validate(raw), ioa_dir, "l2lx", budget=budget, steps=2)
     assert 0.97 * budget <= rep["teacher_tokens"] <= budget  # never past it; short of it by less than a dear pair
+
+
+class Killed(Exception):
+    """Stands for a kill inside the run."""
+
+
+def test_every_round_retrains_from_the_initial_weights_and_a_killed_run_resumes_without_training_again(
+        tmp_path, monkeypatch):
+    """LLM2LLM retrains from scratch: the final student is the last round's pool trained from the initial weights,
+    nothing else (until 2026-12-06 each round went on training the previous round's model). A run killed after two
+    rounds resumes with those rounds read back: no round is trained twice, and it ends with the same student."""
+    import pytest
+
+    from baselines import llm2llm
+    from ioa_state import RunConfig
+    from training.checkpoints import load_student, max_abs_diff
+    from training.loading import load_model
+    from training.trainer import train_sft
+
+    _, ioa_dir, _ = small_run()
+    budget, steps = 12000, 2
+    real, calls = llm2llm.augment, {"n": 0}
+
+    def dies_on_the_second(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Killed("killed inside round 2's synthesis")
+        return real(*a, **kw)
+
+    with OpenAIServer(fresh_rewrites(), models=["scripted"]) as srv:
+        cfg = RunConfig.model_validate(small_config(tmp_path / "runs", "l2lr", srv.base_url,
+                                                    **{"student.learning_rate": 1e-2}))
+        monkeypatch.setattr(llm2llm, "augment", dies_on_the_second)
+        with pytest.raises(Killed):
+            llm2llm.run_llm2llm(cfg, ioa_dir, "l2lr", budget=budget, steps=steps)
+        monkeypatch.setattr(llm2llm, "augment", real)
+        run_dir, rep = llm2llm.run_llm2llm(cfg, ioa_dir, "l2lr", budget=budget, steps=steps)
+    events = [json.loads(x) for x in (run_dir / "trace.jsonl").read_text().splitlines()]
+    trained = [e["round"] for e in events if e["event"] == "train"]
+    rounds = rep["baseline"]["training_rounds"]
+    assert rounds >= 3 and trained == list(range(rounds)), trained  # each round trained once, across the kill
+    assert rep["baseline"]["optimizer_steps_total"] == steps * rounds
+    pool = [json.loads(line) for k in range(rounds)
+            for line in (run_dir / "items" / f"llm2llm-r{k}.jsonl").read_text().splitlines()]
+    model, tok = load_model("tiny", device="cpu", seed=cfg.seed)
+    model, _ = train_sft(model, tok, [{"prompt": r["prompt"], "answer": r["answer"]} for r in pool], cfg.student,
+                         seed=cfg.seed * 1000 + 1 + rounds - 1, max_steps=steps)
+    final, _ = load_student(run_dir / "student" / "final", device="cpu")
+    initial, _ = load_model("tiny", device="cpu", seed=cfg.seed)
+    assert max_abs_diff(final, model) < 1e-6 < max_abs_diff(final, initial)

@@ -32,10 +32,12 @@ class Student:
         self.loaded_from: str | None = None
         self._trained = False  # the weights in memory differ from `loaded_from` (trained, not saved yet)
 
-    def load(self, ref: ArtifactRef | None) -> None:
-        """Load the checkpoint `ref` points at (hash-checked), or the configured source when None."""
+    def load(self, ref: ArtifactRef | None, fresh: bool = False) -> None:
+        """Load the checkpoint `ref` points at (hash-checked), or the configured source when None. What is in memory
+        is kept when it is that checkpoint and untrained since; `fresh` loads it again all the same (a caller that
+        trained the model in memory by itself)."""
         key = ref.path if ref else "initial"
-        if self.model is not None and self.loaded_from == key:
+        if self.model is not None and self.loaded_from == key and not self._trained and not fresh:
             return
         if ref is None:
             self.model, self.tokenizer = load_model(self.cfg.source, keep_layers=self.cfg.keep_layers,
