@@ -6,7 +6,7 @@ For one random seed, given that seed's finished IOA run (for its modules, test s
 1. **Seed data**: the teacher answers every seed item greedily, with its context (as every arm's items are the
    teacher's answers, no arm trains on a reference the others do not see).
 2. **Train** the student from its initial weights on the seed data plus every item written so far, for exactly the
-   IOA run's optimizer steps (`train_sft(..., max_steps=...)`).
+   IOA run's optimizer steps (`Student.train(..., max_steps=...)`).
 3. **Evaluate** the trained student on the seed items (the pack's checker against each seed's reference, the same
    knowledge IOA's examiner uses on probe items); the seed items it still gets wrong are the only sources of new data.
 4. **Augment**: for every wrong seed item, the teacher writes `thresholds.samples_per_seed` new questions from the
@@ -134,16 +134,10 @@ def _seed_data(w: _Augmenter, svc: Services) -> tuple[list[dict], dict[str, str]
 
 
 def _train_round(svc: Services, pool: list[dict], steps: int, round_no: int):
-    from training.trainer import train_sft
-
-    # every round starts again from the initial weights (LLM2LLM retrains from scratch): loaded anew, since the last
-    # round trained the model in memory in place (before 2026-12-06 it was not, and every round went on training it)
-    svc.student.load(None, fresh=True)
+    svc.student.load(None)  # every round starts again from the initial weights (LLM2LLM retrains from scratch)
     examples = [{"prompt": r["prompt"], "answer": r["answer"]} for r in pool]
-    svc.student.model, stats = train_sft(svc.student.model, svc.student.tokenizer, examples, svc.cfg.student,
-                                         seed=svc.cfg.seed * 1000 + 1 + round_no, max_steps=steps,
-                                         teacher=distill_teacher(svc))
-    return stats
+    return svc.student.train(examples, seed=svc.cfg.seed * 1000 + 1 + round_no, max_steps=steps,
+                             teacher=distill_teacher(svc))
 
 
 LATEST = "student/llm2llm-latest"  # the newest round's trained student (one kept: each is the model's full size)

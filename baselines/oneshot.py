@@ -18,7 +18,7 @@ For one random seed, given that seed's finished IOA run:
    pass the budget, so the spend ends at most one pair's cost below the budget (and above it only if a pair costs
    more than the prediction, built from the largest costs seen).
 4. **Training**: the student from its initial weights, once, for exactly the IOA run's `optimizer_steps`
-   (`train_sft(..., max_steps=...)`, cycling through reshuffled epochs when the items are fewer).
+   (`Student.train(..., max_steps=...)`, cycling through reshuffled epochs when the items are fewer).
 5. **Report**: the test split, scored with the pack's checker, per IOA module and overall, written to report.json in
    the shape graph/report.py writes (teacher and student-before numbers are the IOA run's: same teacher, same
    student, same test items; teacher-limited modules are the IOA run's).
@@ -386,7 +386,6 @@ def distill_teacher(svc: Services):
 def _train_once(svc: Services, kept: list[dict], steps: int, budget: int, caveats: list[str]):
     """The student from its initial weights, trained for exactly `steps` optimizer steps; its TrainStats or None."""
     from training.checkpoints import save_student
-    from training.trainer import train_sft
 
     student, cfg = svc.student, svc.cfg
     student.load(None)  # the initial weights, whatever ran before
@@ -399,8 +398,8 @@ def _train_once(svc: Services, kept: list[dict], steps: int, budget: int, caveat
         if s == n or s % 10 == 0:
             svc.progress(f"  oneshot step {s}/{n} loss {loss:.3f}")
 
-    student.model, stats = train_sft(student.model, student.tokenizer, examples, cfg.student, seed=cfg.seed * 1000 + 1,
-                                     max_steps=steps, teacher=distill_teacher(svc), progress=progress)
+    stats = student.train(examples, seed=cfg.seed * 1000 + 1, max_steps=steps, teacher=distill_teacher(svc),
+                          progress=progress)
     save_student(student.model, student.tokenizer, svc.run_dir / "student" / "final")
     return stats
 

@@ -32,12 +32,11 @@ class Student:
         self.loaded_from: str | None = None
         self._trained = False  # the weights in memory differ from `loaded_from` (trained, not saved yet)
 
-    def load(self, ref: ArtifactRef | None, fresh: bool = False) -> None:
+    def load(self, ref: ArtifactRef | None) -> None:
         """Load the checkpoint `ref` points at (hash-checked), or the configured source when None. What is in memory
-        is kept when it is that checkpoint and untrained since; `fresh` loads it again all the same (a caller that
-        trained the model in memory by itself)."""
+        is kept when it is that checkpoint, untrained since (`train` trains it in place)."""
         key = ref.path if ref else "initial"
-        if self.model is not None and self.loaded_from == key and not self._trained and not fresh:
+        if self.model is not None and self.loaded_from == key and not self._trained:
             return
         if ref is None:
             self.model, self.tokenizer = load_model(self.cfg.source, keep_layers=self.cfg.keep_layers,
@@ -64,17 +63,18 @@ class Student:
         """Whether rounds train in an `accelerate launch` subprocess."""
         return self.cfg.num_processes > 1 or bool(self.cfg.accelerate_config)
 
-    def train(self, examples: list[dict], seed: int, progress=None, teacher=None):
-        """One round of training; `teacher` (training/distill.py LocalTeacher) for `loss: kd | sft+kd`."""
+    def train(self, examples: list[dict], seed: int, progress=None, teacher=None, max_steps: int | None = None):
+        """One round of training (`cfg.epochs` passes, or exactly `max_steps` optimizer steps); `teacher`
+        (training/distill.py LocalTeacher) for `loss: kd | sft+kd`."""
         self._ready()
         if self.launched():
-            return self._train_launched(examples, seed, progress)
+            return self._train_launched(examples, seed, progress, max_steps)
         self.model, stats = train_sft(self.model, self.tokenizer, examples, self.cfg, seed=seed, progress=progress,
-                                      teacher=teacher)
+                                      teacher=teacher, max_steps=max_steps)
         self._trained = True
         return stats
 
-    def _train_launched(self, examples: list[dict], seed: int, progress):
+    def _train_launched(self, examples: list[dict], seed: int, progress, max_steps: int | None = None):
         import json
 
         from training.examples import TrainStats
@@ -93,7 +93,7 @@ class Student:
             if self.device.type == "cuda":  # the launched processes need the GPU memory this copy holds
                 self.model, self.loaded_from = None, None
                 torch.cuda.empty_cache()
-            write_job(job / "job", self.cfg.model_dump(), examples, seed=seed, model_dir=model_dir, max_steps=None)
+            write_job(job / "job", self.cfg.model_dump(), examples, seed=seed, model_dir=model_dir, max_steps=max_steps)
             run_job(launch_command(self.cfg, job / "job", self.device.type), timeout_s=self.cfg.launch_timeout_s,
                     progress=progress)
             self.model, self.tokenizer = load_student(job / "job" / "out", device=self.device)
