@@ -64,6 +64,12 @@ def arm_config(cfg: RunConfig, seed: int, arm: str, runs_dir: str, budget: int |
     return cfg.model_copy(update=update)
 
 
+def config_diff(a: RunConfig, b: RunConfig) -> list[str]:
+    """The fields (dotted) in which two configs differ, operational fields aside."""
+    x, y = comparable(a), comparable(b)
+    return sorted(k for k in set(x) | set(y) if x.get(k) != y.get(k))
+
+
 def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
     """Raise ConfigError when run_dir's saved config differs from cfg in anything but operational fields."""
     path = run_dir / "config.yaml"
@@ -74,8 +80,7 @@ def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
     except ConfigError as e:
         raise ConfigError(f"bench run {run_dir} has a config this version cannot read ({e}); "
                           f"use another --runs-dir or remove it") from None
-    a, b = comparable(saved), comparable(cfg)
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    diff = config_diff(saved, cfg)
     if diff:
         raise ConfigError(f"bench run {run_dir} was made with a different config ({', '.join(diff[:5])}"
                           f"{', ...' if len(diff) > 5 else ''}): use another --runs-dir, or remove it to redo it")
@@ -149,10 +154,7 @@ def shares_diagnosis(cfg: RunConfig, ioa_dir: Path) -> bool:
     if cfg.ablation not in SHARES_DIAGNOSIS or not path.is_file():
         return False
     ioa = load_config(path)
-    if ioa.ablation != "none":
-        return False
-    mine, theirs = comparable(cfg), comparable(ioa)
-    return all(mine.get(k) == theirs.get(k) for k in set(mine) | set(theirs) if k != "ablation")
+    return ioa.ablation == "none" and config_diff(cfg, ioa) == ["ablation"]
 
 
 def ensure_matched(arm: str, cfg: RunConfig, ioa_dir: Path, ioa_report: dict, progress,
