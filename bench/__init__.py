@@ -57,7 +57,7 @@ __all__ = ["ABLATIONS", "ARMS", "METRICS", "OPERATIONAL", "arm_config", "budget_
 
 def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str | Path | None = None,
               out_dir: str | Path | None = None, progress: Callable[[str], None] | None = None,
-              budget: int | None = None) -> dict:
+              budget: int | None = None, started: float | None = None, jobs: int = 1) -> dict:
     """Run (or reuse) every arm for every seed; write bench.json and bench.svg into out_dir; return the result.
 
     `budget` (default: the config's teacher.token_budget): every arm gets this many teacher tokens (IOA and the
@@ -75,7 +75,7 @@ def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str |
     runs_dir = str(runs_dir or cfg.runs_dir)
     out = Path(out_dir) if out_dir else Path(runs_dir) / "bench"
     rows: list[dict] = []
-    t0 = time.perf_counter()
+    t0 = started if started is not None else time.perf_counter()
     for seed in seeds:
         if any(a in arms for a in ("ioa", "undistilled", *MATCHED)):
             ioa_dir, ioa_report, action = ensure_graph_run(arm_config(cfg, seed, "ioa", runs_dir, budget), progress)
@@ -97,9 +97,11 @@ def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str |
         "pack": cfg.task.pack, "teacher_spec": cfg.teacher.spec, "student_source": cfg.student.source,
         "seeds": seeds, "arms": arms, "runs_dir": runs_dir, "rows": rows, "budget": budget,
         "summary": summarize(rows, arms, seeds), "checks": budget_checks(rows),
-        "bench_seconds": round(time.perf_counter() - t0, 3),
+        "bench_seconds": round(time.perf_counter() - t0, 3), "jobs": int(jobs),
         "config": comparable(cfg),
         "notes": {"spread": "max - min over the seeds", "wall_s": "seconds inside the run's steps (trace node_end)",
+                  "bench_seconds": "wall seconds of the whole bench command (its `jobs` side-by-side processes "
+                                   "included); a run reused from an earlier command is not in it",
                   "teacher_tokens": "input + output, every teacher role; undistilled: 0 (no extra cost)",
                   "teachable_retention": "teacher-limited modules excluded (listed in summary[arm].teacher_limited)",
                   "retention_deficient": "mean after / mean teacher score over the modules deficient at the IOA "
@@ -128,17 +130,19 @@ def _write(out: Path, name: str, data: dict, svg: str) -> None:
 
 
 def run_sweep(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[int], runs_dir: str | Path | None = None,
-              out_dir: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict:
+              out_dir: str | Path | None = None, progress: Callable[[str], None] | None = None,
+              started: float | None = None, jobs: int = 1) -> dict:
     """The bench at each budget (its bench.json under <out>/b<budget>/), then the retention-vs-budget curve:
     <out>/sweep.json (per budget and arm: retention_deficient, retention_overall, tokens spent; mean and spread) and
     <out>/sweep.svg."""
     runs_dir = str(runs_dir or cfg.runs_dir)
     out = Path(out_dir) if out_dir else Path(runs_dir) / "bench"
-    results = [run_bench(cfg, seeds, arms, runs_dir, out / f"b{b}", progress, budget=b)
+    t0 = started if started is not None else time.perf_counter()
+    results = [run_bench(cfg, seeds, arms, runs_dir, out / f"b{b}", progress, budget=b, started=t0, jobs=jobs)
                for b in sorted(dict.fromkeys(int(b) for b in budgets))]
     sweep = {"pack": cfg.task.pack, "teacher_spec": cfg.teacher.spec, "student_source": cfg.student.source,
              "seeds": results[0]["seeds"], "arms": results[0]["arms"], "budgets": [r["budget"] for r in results],
-             "points": sweep_points(results)}
+             "points": sweep_points(results), "bench_seconds": round(time.perf_counter() - t0, 3), "jobs": int(jobs)}
     sweep["table"] = format_sweep(sweep)
     _write(out, "sweep", sweep, render_curve(sweep))
     return sweep

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from bench import ARMS, format_plan, run_bench, run_sweep
+from bench.jobs import cores, plan_jobs, run_jobs, threads_per_job
 from ioa_state import ConfigError, load_config
 
 
@@ -37,6 +39,10 @@ def add_parser(sub) -> None:
     b.add_argument("--budgets", type=int, nargs="+", metavar="N",
                    help="a sweep: the bench at each budget, then the retention-vs-budget curve (sweep.json, "
                    "sweep.svg)")
+    b.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run the seeds (in a sweep, every budget's seeds) as N processes side by side, each with "
+                   "its share of the cores, then collect them into the one table (bench/jobs.py; default 1: one "
+                   "process)")
     b.add_argument("--dry-run", action="store_true", help="print what would be run, resumed or reused; run nothing")
     b.set_defaults(fn=cmd_bench)
 
@@ -54,16 +60,30 @@ def cmd_bench(args) -> int:
         raise ConfigError("give either --budget N or --budgets A B C, not both")
     if any(b is not None and b <= 0 for b in budgets):
         raise ConfigError(f"a bench budget must be a positive number of teacher tokens, got {budgets}")
+    threads = threads_per_job(args.jobs, cores())  # --jobs 0 is bad input, before any work
     if args.dry_run:
         print(format_plan(cfg, seeds, args.arms, runs_dir, out, budgets))
+        if args.jobs > 1:
+            print(f"as {len(plan_jobs(seeds, budgets))} job(s), {args.jobs} at a time, {threads} torch thread(s) "
+                  f"each (bench/jobs.py), then collected")
         return 0
+    started = time.perf_counter()
+    if args.jobs > 1:
+        failed = run_jobs(cfg, seeds, args.arms, budgets, runs_dir, args.jobs, progress=stderr_progress)
+        if failed:
+            print("ioa: error: bench job(s) failed: " + "; ".join(failed)
+                  + ". Their runs resume where they stopped: run the same command again.", file=sys.stderr)
+            return 1
     if args.budgets:
-        sweep = run_sweep(cfg, seeds, args.arms, args.budgets, runs_dir, out, progress=stderr_progress)
+        sweep = run_sweep(cfg, seeds, args.arms, args.budgets, runs_dir, out, progress=stderr_progress,
+                          started=started, jobs=args.jobs)
         print(sweep["table"])
         print(f"written: {Path(out) / 'sweep.json'}, {Path(out) / 'sweep.svg'} (and b<budget>/bench.json)")
         return 0
-    result = run_bench(cfg, seeds, args.arms, runs_dir, out, progress=stderr_progress, budget=budgets[0])
+    result = run_bench(cfg, seeds, args.arms, runs_dir, out, progress=stderr_progress, budget=budgets[0],
+                       started=started, jobs=args.jobs)
     print(result["table"])
-    print(f"written: {Path(out) / 'bench.json'}, {Path(out) / 'bench.svg'}")
+    print(f"written: {Path(out) / 'bench.json'}, {Path(out) / 'bench.svg'}; the bench took "
+          f"{result['bench_seconds']:.0f} s ({args.jobs} job(s) at a time)")
     sys.stdout.flush()
     return 0

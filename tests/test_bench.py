@@ -480,3 +480,61 @@ def test_a_fixed_budget_is_given_to_every_arm_and_the_sweep_draws_the_curve(firs
                                                                    for a in ("ioa", "oneshot", "undistilled")}
     assert (tmp / "sweep" / "sweep.svg").read_text().count("<path") >= 2
     assert str(low) in saved["table"] and "retention vs teacher-token budget" in saved["table"]
+
+
+def test_jobs_plan_threads_and_command_line(tmp_path):
+    """--jobs: one job per (budget, seed), budgets in order; each job's share of the cores; its command line."""
+    from bench.jobs import Job, job_argv, plan_jobs, threads_per_job
+
+    assert plan_jobs([2, 0, 2], [120000, 60000]) == [Job(2, 60000), Job(0, 60000), Job(2, 120000),
+                                                      Job(0, 120000)]
+    assert [j.name for j in plan_jobs([1], [None])] == ["bcfg-s1"]
+    assert threads_per_job(3, 2) == 1 and threads_per_job(2, 16) == 8 and threads_per_job(1, 2) == 2
+    with pytest.raises(ConfigError):
+        threads_per_job(0, 2)
+    argv = job_argv(Job(1, 60000), tmp_path / "config.yaml", ["ioa", "oneshot"], "runs/b", tmp_path)
+    assert argv[1:5] == ["-m", "cli.main", "bench", str(tmp_path / "config.yaml")]
+    assert argv[argv.index("--seeds") + 1] == "1" and argv[argv.index("--budget") + 1] == "60000"
+    assert argv[argv.index("--arms") + 1:argv.index("--arms") + 3] == ["ioa", "oneshot"]
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "b60000-s1")
+
+
+def test_jobs_config_file_computes_what_the_callers_config_does(tmp_path):
+    """The jobs read the caller's resolved config from a file: every comparable field the same (the embedded default
+    included, whose file-less values differ from RunConfig's defaults)."""
+    from bench.jobs import write_job_config
+
+    for cfg in (load_config(None), load_config(None, {"thresholds.tau_gap": 0.4, "teacher.spec": "openai:gpt-x"})):
+        path = write_job_config(cfg, tmp_path / f"gap{cfg.thresholds.tau_gap}")
+        assert bench_mod.comparable(load_config(path)) == bench_mod.comparable(cfg)
+
+
+def test_bad_jobs_is_refused_before_any_work(tmp_path, capsys):
+    from cli.main import main
+
+    assert main(["bench", "--jobs", "0", "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_jobs_run_the_seeds_side_by_side_then_one_table(setup, server):
+    """`ioa bench --jobs 2`: each seed's runs made by its own process (with its log), then collected by the caller,
+    which reuses them all; bench.json records the jobs and the whole bench's wall time."""
+    from bench.jobs import cores, threads_per_job
+
+    tmp, path, _ = setup
+    runs, out = tmp / "jobs-runs", tmp / "jobs-out"
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "bench", str(path), "--seeds", "0", "1", "--arms", "ioa",
+                           "undistilled", "--jobs", "2", "--runs-dir", str(runs), "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"2 at a time, {threads_per_job(2, cores())} torch thread(s) each" in proc.stderr
+    for seed in (0, 1):
+        log = (runs / "bench-jobs" / f"bcfg-s{seed}.log").read_text()
+        assert f"bench-{seed}-ioa: new run" in log
+        assert (runs / f"bench-{seed}-ioa" / "report.json").is_file()
+    result = json.loads((out / "bench.json").read_text())
+    assert result["jobs"] == 2 and result["bench_seconds"] > 0
+    assert {(r["arm"], r["seed"], r["action"]) for r in result["rows"]} == {
+        ("ioa", 0, "reuse"), ("ioa", 1, "reuse"), ("undistilled", 0, "derived"), ("undistilled", 1, "derived")}
+    assert "(2 job(s) at a time)" in proc.stdout
