@@ -11,8 +11,10 @@ are named by their variable, never stored), its output in <R>/bench-jobs/b<B>-s<
 IOA_TORCH_THREADS = cores // N, at least 1 (torch processes that each take every core slow each other down far more
 than N times: benchmarks/README.md). At most N jobs run at once; when every job has ended the caller runs the bench
 in its own process, which reuses every run the jobs finished and writes the one table. A job that fails leaves its
-runs resumable (the same command continues them, paying no teacher call twice); a job killed with the caller
-is killed too.
+runs resumable (the same command continues them, paying no teacher call twice). A caller stopped by Ctrl-C (or
+any exception) terminates its running jobs; a caller killed by a signal Python does not turn into an exception
+(SIGTERM, SIGKILL) leaves them running to their end, so wait for them (or stop them) before running the command
+again: two processes must not share a run directory.
 """
 from __future__ import annotations
 
