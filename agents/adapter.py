@@ -20,7 +20,8 @@ the node runs these steps, each a function below:
    source's reference when the question asks for the same thing, by agreement of the teacher's samples otherwise;
    an answer with an empty final answer (`empty_answer`) or a misnamed entity is dropped; a duplicate (ROUGE-L >
    adapter.dedup_rouge) of a kept or gate item is dropped.
-5. top up: a module left with fewer than `min_items` items gets another pass with fresh samples (bounded).
+5. top up: a module left with fewer items than the round needs (`round_need`: what its stage still lacks of
+   `min_items`, at least one) gets another pass with fresh samples (bounded).
 
 Where a module's items are written from its seed items (a stage's first round, a forgotten module's replay), the
 round's first pass also takes each seed item itself as a candidate (`seed_candidates`, `adapter.seed_examples`): the
@@ -297,7 +298,8 @@ def slots(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str], 
         # samples_per_seed (the paper's J_i) per source: a seed item, or a wrong answer in a remedial round. (It was
         # once raised to a first round's volume however few wrong answers there were: bench9's remedial rounds with
         # one wrong answer then wrote 110-120 rewrites of one question for 27,000-30,000 tokens and kept 2-7 items,
-        # most dropped as repeats, duplicates or failed answers. A module short of min_items gets the top-up pass.)
+        # most dropped as repeats, duplicates or failed answers. A module short of what the round needs gets the top-up
+        # pass: `round_need`.)
         for src, wrong in srcs:
             out += [Slot(k, src, wrong, level, hint, plan.round_no * 1000 + attempt * PASS_STRIDE + j)
                     for j in range(min(PASS_STRIDE, th.samples_per_seed))]
@@ -539,12 +541,32 @@ def earlier_items(state: LearnerState, svc: Services, modules: list[str]) -> dic
     return earlier
 
 
+def stage_counts(state: LearnerState, svc: Services, plan: RoundPlan) -> Counter:
+    """Items kept so far for each module in the round's stage (its earlier rounds: what the trainer trains on with
+    this round's, agents/trainer.py `stage_items`)."""
+    return Counter(r.get("module") for ref in state.item_files for r in read_jsonl(svc.run_dir, ref)
+                   if (r.get("cycle") or 0, r.get("stage")) == (plan.cycle, plan.stage))
+
+
+def round_need(min_items: int, had: Counter, modules: list[str]) -> dict[str, int]:
+    """The items each module must keep in this round: what its stage still lacks of `min_items`, and at least one.
+    In a stage's first round that is min_items; in a remedial round whose stage already holds min_items items of the
+    module it is one new item, because the student trains on the whole stage's items: a remedial round adds practice,
+    it does not need a first round's volume again. (Counted per round, bench10's third rounds kept one item from the
+    wrong answers, fell short of min_items 2 and paid a top-up pass over every seed: 70-155 candidates and 18-38k
+    teacher tokens for 2-14 items.)"""
+    return {k: max(1, min_items - had[k]) for k in modules}
+
+
 def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[SynthesizedItem],
-           dropped: list[DroppedItem], names: list[str], paid_tokens: int = 0, not_sent: int | None = None) -> dict:
+           dropped: list[DroppedItem], names: list[str], paid_tokens: int = 0, not_sent: int | None = None,
+           need: dict[str, int] | None = None) -> dict:
     """Step 6: write the round's files and trace (with the round's yield); stop the run when a module kept fewer
-    than min_items, unless the budget cut the round (`not_sent`: the calls it could not pay; the round then trains on
-    what it kept). `paid_tokens`: the teacher tokens this round's synthesis paid (cache hits cost nothing)."""
+    it needed (`need`, `round_need`; min_items when not given), unless the budget cut the round (`not_sent`: the calls
+    it could not pay; the round then trains on what it kept). `paid_tokens`: the teacher tokens this round's synthesis
+    paid (cache hits cost nothing)."""
     counts = Counter(r.module for r in kept)
+    need = need or {k: svc.cfg.min_items for k in plan.modules}
     rows = [d.model_dump(by_alias=True, exclude_none=True) for d in dropped]
     drop_ref = write_jsonl(svc.run_dir, f"items/{plan.tag}-dropped.jsonl", rows, kind="items", stage=plan.stage,
                            round=plan.stage_round)
@@ -560,12 +582,13 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
     for row in rows:
         svc.trace.emit("item_dropped", node="synthesize", cycle=plan.cycle, stage=plan.stage, round=plan.stage_round,
                        **row)
-    short = [k for k in plan.modules if counts[k] < svc.cfg.min_items and k in state.stage().modules]
+    short = [k for k in plan.modules if counts[k] < need[k] and k in state.stage().modules]
     if short and not_sent is None:
         k = short[0]
         reasons = dict(Counter(d.reason_kind for d in dropped if d.module == k))
-        raise ItemShortage(f"module {k}: the teacher's replies gave {counts[k]} usable items, fewer than min_items "
-                           f"{svc.cfg.min_items} (dropped: {reasons}); see {drop_ref.path} - check the teacher "
+        raise ItemShortage(f"module {k}: the teacher's replies gave {counts[k]} usable items, fewer than the {need[k]} "
+                           f"the round needs (min_items {svc.cfg.min_items} over the stage; dropped: {reasons}); "
+                           f"see {drop_ref.path} - check the teacher "
                            f"backend, or continue with `ioa resume {state.run_id} --set min_items=1`")
     ref = write_jsonl(svc.run_dir, f"items/{plan.tag}.jsonl", [r.model_dump(exclude_none=True) for r in kept],
                       kind="items", stage=plan.stage, round=plan.stage_round)
@@ -579,10 +602,10 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
             "phase": "synthesized", "usage": svc.usage()}
 
 
-def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: AdapterSteps,
-                names: list[str]) -> tuple[list[SynthesizedItem], list[DroppedItem]]:
-    """Steps 1-5 for every module of the round: passes until each module has min_items items, the top-up passes
-    are spent, or a pass had calls the budget could not pay."""
+def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: AdapterSteps, names: list[str],
+                need: dict[str, int]) -> tuple[list[SynthesizedItem], list[DroppedItem]]:
+    """Steps 1-5 for every module of the round: passes until each module has the items it needs (`round_need`), the
+    top-up passes are spent, or a pass had calls the budget could not pay."""
     earlier = earlier_items(state, svc, plan.modules)
     kept: list[SynthesizedItem] = []
     dropped: list[DroppedItem] = []
@@ -608,11 +631,11 @@ def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: Adap
         for chunk in chunks(slots(state, svc, plan, todo, attempt)):
             judge_chunk(*write_questions(state, svc, plan, chunk, attempt, steps))
         counts = Counter(r.module for r in kept)
-        todo = [k for k in plan.modules if counts[k] < svc.cfg.min_items]
+        todo = [k for k in plan.modules if counts[k] < need[k]]
         if not todo or attempt == svc.cfg.adapter.top_up_passes or svc.teacher.not_sent > unsent_before:
             break
-        svc.progress(f"synthesize {plan.tag}: {', '.join(todo)} short of min_items {svc.cfg.min_items}: "
-                     f"top-up pass {attempt + 1}")
+        svc.progress(f"synthesize {plan.tag}: {', '.join(f'{k} ({counts[k]} of {need[k]})' for k in todo)} short of "
+                     f"the items the round needs: top-up pass {attempt + 1}")
     return kept, dropped
 
 
@@ -629,11 +652,12 @@ def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STE
     svc.progress(f"synthesize {plan.tag}: {plan.mode} items for {', '.join(plan.modules)}")
     _, names = steps.adaptations(svc, plan.simplify, 1.0)
     unsent_before = svc.teacher.not_sent
+    need = round_need(svc.cfg.min_items, stage_counts(state, svc, plan), plan.modules)
     with svc.teacher.settling():
-        kept, dropped = write_round(state, svc, plan, steps, names)
+        kept, dropped = write_round(state, svc, plan, steps, names, need)
     not_sent = svc.teacher.not_sent - unsent_before
     paid = synthesis_yield.usage_tokens(svc.usage()) - paid_before
-    out = record(state, svc, plan, kept, dropped, names, paid, not_sent or None)
+    out = record(state, svc, plan, kept, dropped, names, paid, not_sent or None, need)
     if not_sent and not kept:  # recorded (the run's yield counts its candidates), then the budget stop
         stop = BudgetExhausted(svc.teacher.spent_tokens, svc.cfg.teacher.token_budget or 0, [], not_sent)
         stop.state_update = {"dropped_files": out["dropped_files"][-1:]}

@@ -289,8 +289,8 @@ class RunConfig(_Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     adaptations: Adaptations = Field(default_factory=Adaptations)
     adapter: AdapterConfig = Field(default_factory=AdapterConfig)
-    min_items: int = Field(2, ge=1, description="a module's round needs at least this many kept items, else the run"
-                                                " stops")
+    min_items: int = Field(2, ge=1, description="a module's stage needs at least this many kept items (each round at"
+                                                " least one new one), else the run stops")
     watch_items: int = Field(4, ge=0, description="gate items of each untrained target scored at every exam (Eq. 3)")
     max_items_per_module: int | None = Field(None, ge=1, description="cap on kept items per module per round")
     max_rounds_total: int = Field(40, ge=1, description="safety cap on synthesize-train-examine rounds in a run")

@@ -82,7 +82,7 @@ def test_a_gate_duplicate_is_dropped_before_its_answer_is_paid_for(services):
 def test_a_module_short_of_min_items_gets_top_up_passes_then_stops_the_run(services):
     items = make_items(FACTS, n_probe=8)
     svc = services(items, rewrites(["I would rather not."]), lambda p: "", **{"thresholds.samples_per_seed": 4})
-    with pytest.raises(adapter.ItemShortage, match="fewer than min_items 2"):
+    with pytest.raises(adapter.ItemShortage, match="fewer than the 2 the round needs"):
         adapter.synthesize(_state(items), svc)
     passes = sorted(
         {r.sample_index // adapter.PASS_STRIDE for r in svc.teacher.requests if r.tag["step"] == "question"}
@@ -461,3 +461,46 @@ def test_a_remedial_round_writes_samples_per_seed_rewrites_of_each_wrong_answer_
     pairs = [(s.source.id, s.sample_index) for s in first + top_up]
     assert len(set(pairs)) == len(pairs)  # every (source, sample) drawn once
     assert not {s.sample_index for s in first} & {s.sample_index for s in top_up}
+
+
+def test_round_need_is_what_the_stage_lacks_of_min_items_and_at_least_one():
+    """Hand-worked: min_items 2; a module with no items in its stage needs 2 (a stage's first round), one with 1
+    needs 1, one with 5 (a remedial round after a first round that kept 5) still needs 1 new item."""
+    from collections import Counter
+    had = Counter({"b": 1, "c": 5})
+    assert adapter.round_need(2, had, ["a", "b", "c"]) == {"a": 2, "b": 1, "c": 1}
+    assert adapter.round_need(4, had, ["c"]) == {"c": 1}
+
+
+def test_a_remedial_round_whose_stage_has_its_items_keeps_one_without_a_top_up(services):
+    """A remedial round that keeps one item from the wrong answer, its stage holding min_items items of the module
+    already, trains on them with it: no top-up pass over the seeds, no ItemShortage (bench10's third rounds paid
+    18-38k tokens of top-up for this)."""
+    from agents.runtime import write_jsonl
+    from ioa_state.records import WrongAnswer
+
+    items = make_items(FACTS, n_probe=8, n_test=0)
+    replies = ["Which river runs longest through Zorbia?", "Which river runs longest through Zorbia?"]
+    svc = services(items, rewrites(replies), lambda p: "", **{"thresholds.samples_per_seed": 2})
+    state = _state(items, mode="remediate")
+    stage = state.stages[0].model_copy(update={"rounds": 1})
+    first = [{"module": "rivers", "source": "s", "prompt": f"Earlier question {i}?", "answer": "Answer: Tamsel",
+              "stage": 0, "round": 0, "cycle": 0} for i in range(2)]
+    earlier = write_jsonl(svc.run_dir, "items/c0-s0-r0.jsonl", first, kind="items", stage=0, round=0)
+    rem = svc.items[state.modules["rivers"].remedial_ids[0]]
+    wrong = WrongAnswer(item=rem.id, module="rivers", prompt=rem.prompt, answer="the Nile", reference=rem.reference)
+    from ioa_state.state import Decision
+    remediate = Decision(kind="remediate", cycle=0, stage=0, round=0, reason="first round", failing=["rivers"])
+    state = state.model_copy(update={"stages": [stage], "item_files": [earlier], "decisions": [remediate],
+                                     "wrong_answers": write_jsonl(
+        svc.run_dir, "items/c0-s0-r0-wrong.jsonl", [wrong.model_dump()])})
+    out = adapter.synthesize(state, svc)
+    kept = [json.loads(line) for line in (svc.run_dir / out["item_files"][-1].path).read_text().splitlines()]
+    assert len(kept) == 1  # the second rewrite repeats the first question
+    passes = {r.sample_index // adapter.PASS_STRIDE for r in svc.teacher.requests if r.tag["step"] == "question"}
+    assert passes == {0}
+    # the same round on a stage without earlier items needs min_items 2: the top-up passes run, then the shortage
+    bare = state.model_copy(update={"item_files": []})
+    with pytest.raises(adapter.ItemShortage, match="fewer than the 2 the round needs"):
+        adapter.synthesize(bare, services(items, rewrites(replies), lambda p: "",
+                                          **{"thresholds.samples_per_seed": 2}))
