@@ -11,16 +11,19 @@ are named by their variable, never stored), its output in <R>/bench-jobs/b<B>-s<
 IOA_TORCH_THREADS = cores // N, at least 1 (torch processes that each take every core slow each other down far more
 than N times: benchmarks/README.md). At most N jobs run at once; when every job has ended the caller runs the bench
 in its own process, which reuses every run the jobs finished and writes the one table. A job that fails leaves its
-runs resumable (the same command continues them, paying no teacher call twice). A caller stopped by Ctrl-C (or
-any exception) terminates its running jobs; a caller killed by a signal Python does not turn into an exception
-(SIGTERM, SIGKILL) leaves them running to their end, so wait for them (or stop them) before running the command
-again: two processes must not share a run directory.
+runs resumable (the same command continues them, paying no teacher call twice). The jobs stop with their caller,
+however it is stopped, so a rerun never shares a run directory with a job still writing to it: Ctrl-C, any exception
+and SIGTERM (turned into an exit while the jobs run) terminate them, and on Linux each job is started with the parent
+death signal SIGTERM (prctl PR_SET_PDEATHSIG: `stop_with_parent`), which also covers a caller killed by SIGKILL.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +85,29 @@ def write_job_config(cfg: RunConfig, out_root: Path) -> Path:
     return out_root / "config.yaml"
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def stop_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that has the child receive SIGTERM when its parent dies (Linux prctl PR_SET_PDEATHSIG), so a
+    job never outlives a caller killed by SIGKILL; None where there is no prctl. The libc call is resolved here, in
+    the parent, so the child only makes the one system call between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    return preexec
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # the caller's `finally` then terminates its jobs
+
+
 def run_jobs(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[int | None], runs_dir: str | Path,
              jobs: int, progress: Callable[[str], None] | None = None) -> list[str]:
     """Run every job, `jobs` at a time; returns the failed jobs' lines (name, exit status, log), [] when all ended
@@ -99,6 +125,9 @@ def run_jobs(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[in
              f"logs in {out_root}")
     running: dict[str, tuple[subprocess.Popen, float, Path, object]] = {}
     failed: list[str] = []
+    preexec = stop_with_parent()
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main else None
     try:
         while todo or running:
             while todo and len(running) < jobs:
@@ -106,7 +135,7 @@ def run_jobs(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[in
                 log = out_root / f"{job.name}.log"
                 fh = open(log, "a", encoding="utf-8")  # noqa: SIM115 - closed when the job ends
                 proc = subprocess.Popen(job_argv(job, config_path, arms, runs_dir, out_root), stdout=fh,
-                                        stderr=subprocess.STDOUT, env=env)
+                                        stderr=subprocess.STDOUT, env=env, preexec_fn=preexec)
                 running[job.name] = (proc, time.monotonic(), log, fh)
                 progress(f"bench job {job.name}: started (seed {job.seed}, budget {job.budget}), log {log}")
             time.sleep(POLL_S if running else 0)
@@ -123,6 +152,8 @@ def run_jobs(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[in
                     failed.append(f"{name} (exit {rc}; log {log}: {last_line(log)})")
                     progress(f"bench job {name}: FAILED with exit {rc} after {took:.0f} s; log {log}")
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         for proc, _, _, fh in running.values():  # the caller was stopped: its jobs stop too (they resume later)
             proc.terminate()
             try:

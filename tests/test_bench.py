@@ -538,3 +538,63 @@ def test_jobs_run_the_seeds_side_by_side_then_one_table(setup, server):
     assert {(r["arm"], r["seed"], r["action"]) for r in result["rows"]} == {
         ("ioa", 0, "reuse"), ("ioa", 1, "reuse"), ("undistilled", 0, "derived"), ("undistilled", 1, "derived")}
     assert "(2 job(s) at a time)" in proc.stdout
+
+
+CALLER = """
+import sys, time
+from pathlib import Path
+import bench.jobs as jobs
+from ioa_state import RunConfig
+pids = Path(sys.argv[1])
+def argv(job, *rest):  # a job that records its pid, then works for a minute
+    return [sys.executable, "-c", f"import os, time; open({str(pids)!r} + '-' + str({job.seed}), 'w')"
+                                  f".write(str(os.getpid())); time.sleep(60)"]
+jobs.job_argv = argv
+jobs.write_job_config = lambda cfg, root: (root.mkdir(parents=True, exist_ok=True), root / "config.yaml")[1]
+jobs.run_jobs(RunConfig(), [0, 1], ["ioa"], [None], sys.argv[2], 2)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_jobs_stop_with_their_caller(tmp_path, sig):
+    """A caller stopped by SIGTERM terminates its jobs; one killed by SIGKILL takes them with it too (the parent
+    death signal, Linux): no job outlives its caller to share a run directory with the rerun."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    if sig == "SIGKILL" and not sys.platform.startswith("linux"):
+        pytest.skip("the parent death signal is Linux's")
+    root = Path(__file__).resolve().parents[1]
+    pids = tmp_path / "pid"
+    caller = subprocess.Popen([sys.executable, "-c", CALLER, str(pids), str(tmp_path / "runs")], cwd=root,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    files = [Path(f"{pids}-{s}") for s in (0, 1)]
+    deadline = time.monotonic() + 60
+    while not all(f.exists() and f.read_text() for f in files):
+        assert caller.poll() is None and time.monotonic() < deadline, "the jobs did not start"
+        time.sleep(0.2)
+    children = [int(f.read_text()) for f in files]
+    caller.send_signal(getattr(signal, sig))
+    caller.wait(timeout=60)
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+        except FileNotFoundError:
+            return False
+        except OSError:  # pragma: no cover - no /proc
+            try:
+                os.kill(pid, 0)
+                return True
+            except ProcessLookupError:
+                return False
+
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in children), f"jobs still running after the caller's {sig}"
