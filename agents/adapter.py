@@ -28,7 +28,10 @@ round's first pass also takes each seed item itself as a candidate (`seed_candid
 seed's question goes through steps 2-4 like a written one, minus the question-form checks a pack's own question
 needs no rewrite for, so the student meets the concrete case, answered by the teacher under the adaptations and
 verified against its reference, before the rewrites; one that duplicates a gate item is dropped, and a seed kept
-earlier in the run is not asked again.
+earlier in the run is not asked again. Where they are written from the student's wrong answers (remediate,
+simplify), the concrete case is the remedial-source item the student got wrong, the same way
+(`adapter.remedial_examples`): the question it missed, answered and verified, then its rewrites. (Gate items are
+never sources, so passing the gate is still not memorisation.)
 
 Steps 1-4 run over a pass's candidates in chunks of CHUNK, the round's modules taking turns (`chunks`). The round
 runs within `Teacher.settling()` (`synthesize`): when the teacher-token budget runs out in it, the calls the budget
@@ -308,21 +311,23 @@ def slots(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[str], 
 
 def seed_candidates(state: LearnerState, svc: Services, plan: RoundPlan,
                     earlier: dict[str, list[tuple[str, str]]]) -> list[Candidate]:
-    """Each seed item of the round's modules whose items are written from their seeds, as a candidate of its own
-    (adapter.seed_examples): its question is the seed's prompt as the student is asked it; a seed whose question
-    was kept earlier in the run is left out (it would only be dropped as a duplicate after its answer was paid)."""
-    if not svc.cfg.adapter.seed_examples:
-        return []
+    """Each source item of the round's modules as a candidate of its own: a seed item where the module's items are
+    written from its seeds (adapter.seed_examples), a remedial-source item the student got wrong where they are
+    written from its wrong answers (adapter.remedial_examples; from_wrong_answer). Its question is the item's prompt
+    as the student is asked it; one whose question was kept earlier in the run is left out (it would only be dropped
+    as a duplicate after its answer was paid)."""
+    on = {False: svc.cfg.adapter.seed_examples, True: svc.cfg.adapter.remedial_examples}
     out = []
     for k in plan.modules:
         srcs = sources(state, svc, k)
-        if any(wrong is not None for _, wrong in srcs):  # written from wrong answers: no seeds in this round
+        if not on[any(wrong is not None for _, wrong in srcs)]:
             continue
         asked = {q.strip() for q, _ in earlier.get(k, [])}
-        for src, _ in srcs:
+        for src, wrong in srcs:
             q = svc.pack.format_prompt(src)
             if q.strip() not in asked:
-                out.append(Candidate(k, src, None, SEED_TEMPLATE, state.level.get(k, 1), q, 0, reply=q))
+                asked.add(q.strip())  # two wrong answers to one item: one candidate
+                out.append(Candidate(k, src, wrong, SEED_TEMPLATE, state.level.get(k, 1), q, 0, reply=q))
     return out
 
 

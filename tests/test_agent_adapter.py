@@ -18,10 +18,12 @@ FACTS = {"rivers": [("What is the river of Zorbia?", "Tamsel")]}
 
 @pytest.fixture
 def services(services):
-    """The tests below are about written candidates: the seed items as worked examples (adapter.seed_examples) are
-    off unless a test turns them on (tests/test_seed_examples.py)."""
+    """The tests below are about written candidates: the seed and remedial-source items as worked examples
+    (adapter.seed_examples, adapter.remedial_examples) are off unless a test turns them on
+    (tests/test_seed_examples.py)."""
     def make(items, teacher_reply, student_answer, **over):
-        return services(items, teacher_reply, student_answer, **{"adapter.seed_examples": False, **over})
+        return services(items, teacher_reply, student_answer, **{"adapter.seed_examples": False,
+                                                                 "adapter.remedial_examples": False, **over})
     return make
 
 
