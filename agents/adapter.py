@@ -30,8 +30,8 @@ needs no rewrite for, so the student meets the concrete case, answered by the te
 verified against its reference, before the rewrites; one that duplicates a gate item is dropped, and a seed kept
 earlier in the run is not asked again. Where they are written from the student's wrong answers (remediate,
 simplify), the concrete case is the remedial-source item the student got wrong, the same way
-(`adapter.remedial_examples`): the question it missed, answered and verified, then its rewrites. (Gate items are
-never sources, so passing the gate is still not memorisation.)
+(`adapter.remedial_examples`, off by default: README Results, bench12): the question it missed, answered and
+verified, then its rewrites. (Gate items are never sources, so passing the gate is still not memorisation.)
 
 Steps 1-4 run over a pass's candidates in chunks of CHUNK, the round's modules taking turns (`chunks`). The round
 runs within `Teacher.settling()` (`synthesize`): when the teacher-token budget runs out in it, the calls the budget

@@ -103,11 +103,13 @@ class AdapterConfig(_Strict):
                                 "teacher's answer under the adaptations, verified and deduplicated like every item "
                                 "(a seed that duplicates a gate item is dropped); the most concrete case comes "
                                 "first. Every bench arm trains on the teacher's answers to its seeds")
-    remedial_examples: bool = Field(True, description="a remedial round (its items written from the student's wrong "
+    remedial_examples: bool = Field(False, description="a remedial round (its items written from the student's wrong "
                                     "answers) also takes each remedial-source item the student got wrong as a "
                                     "candidate: its own question, the teacher's answer under the adaptations, "
                                     "verified against its reference and deduplicated like every item, before the "
-                                    "rewrites (the concrete case the student missed first; never a gate item)")
+                                    "rewrites (the concrete case the student missed first; never a gate item). Off: "
+                                    "on the embedded default it passed more stages but did not raise test retention "
+                                    "and cost the known modules (README Results, bench12)")
     text_form: bool = Field(True, description="item_format text on an in-process teacher (hf:, vllm:): the question "
                             "call is generated under a grammar (one line ending in '?') and, with adaptations."
                             "template, the answer call too (up to 3 step lines, then 'Answer: ...'); remote teachers "

@@ -1,8 +1,8 @@
 """The seed items as worked examples (adapter.seed_examples): in a round written from a module's seeds, each seed
 item's own question is a candidate before the rewrites, answered by the teacher, verified against its reference,
 deduplicated; a seed that duplicates a gate item is dropped before its answer is paid for; a round written from
-wrong answers asks the remedial-source items the student missed instead (adapter.remedial_examples); a seed kept
-earlier in the run, and the switches turned off ask none."""
+wrong answers asks no seed, and with adapter.remedial_examples (off by default) the remedial-source items the
+student missed instead; a seed kept earlier in the run, and the switch turned off ask none."""
 from __future__ import annotations
 
 import json
@@ -82,19 +82,19 @@ def test_rounds_from_wrong_answers_earlier_kept_seeds_and_the_switch_off_ask_no_
     rows = [WrongAnswer(module="rivers", item=probe.id, prompt=probe.prompt, answer="The Nile.").model_dump()]
     ref = adapter.write_jsonl(svc.run_dir, "items/wrong.jsonl", rows, kind="items")
     remediate = state.model_copy(update={"mode": "remediate", "wrong_answers": ref})
-    wrong_items = adapter.seed_candidates(remediate, svc, plan, {"rivers": []})  # adapter.remedial_examples
+    assert adapter.seed_candidates(remediate, svc, plan, {"rivers": []}) == []  # adapter.remedial_examples off
+    rem = services(items, teacher, lambda p: "", **{"adapter.remedial_examples": True})
+    wrong_items = adapter.seed_candidates(remediate, rem, plan, {"rivers": []})
     assert [(c.question, c.wrong, c.template) for c in wrong_items] == [
         (svc.pack.format_prompt(probe), "The Nile.", adapter.SEED_TEMPLATE)]  # the item it missed, not the seeds
-    no_rem = services(items, teacher, lambda p: "", **{"adapter.remedial_examples": False})
-    assert adapter.seed_candidates(remediate, no_rem, plan, {"rivers": []}) == []
     off = services(items, teacher, lambda p: "", **{"adapter.seed_examples": False})
     assert adapter.seed_candidates(state, off, adapter.round_plan(state, off), {"rivers": []}) == []
 
 
 def test_a_remedial_round_keeps_the_item_the_student_missed_answered_and_verified(services):
-    """adapter.remedial_examples: the remedial-source item the student got wrong is a candidate before its rewrites,
-    answered by the teacher under the adaptations and verified against its reference; kept as from_wrong_answer. A
-    gate item is never asked (passing the gate stays no memorisation)."""
+    """adapter.remedial_examples (opt-in): the remedial-source item the student got wrong is a candidate before its
+    rewrites, answered by the teacher under the adaptations and verified against its reference; kept as
+    from_wrong_answer. A gate item is never asked (passing the gate stays no memorisation)."""
     from ioa_state.state import Decision
 
     items = make_items(FACTS, n_probe=8, n_test=0)
@@ -103,7 +103,8 @@ def test_a_remedial_round_keeps_the_item_the_student_missed_answered_and_verifie
     m = state.modules["rivers"].model_copy(update={"remedial_ids": [i for i in probes if i.startswith("rivers-0-")]})
     state = state.model_copy(update={"modules": {"rivers": m}})
     probe = next(it for it in items if it.id == m.remedial_ids[0])  # "Q1 What is the river of Zorbia?"
-    svc = services(items, teacher, lambda p: "", **{"thresholds.samples_per_seed": 2, "min_items": 1})
+    svc = services(items, teacher, lambda p: "", **{"thresholds.samples_per_seed": 2, "min_items": 1,
+                                                    "adapter.remedial_examples": True})
     rows = [WrongAnswer(module="rivers", item=probe.id, prompt=probe.prompt, answer="The Nile.",
                         reference=probe.reference).model_dump()]
     ref = adapter.write_jsonl(svc.run_dir, "items/c0-s0-r0-wrong.jsonl", rows, kind="items")
