@@ -69,6 +69,7 @@ from agents.item_checks import (
     with_template,
 )
 from agents.runtime import Services, context_for, read_jsonl, write_jsonl
+from agents.trainer import stage_items
 from ioa_state import Item, LearnerState
 from ioa_state.records import DroppedItem, SynthesizedItem, WrongAnswer
 from prompts import render, template
@@ -547,10 +548,10 @@ def earlier_items(state: LearnerState, svc: Services, modules: list[str]) -> dic
 
 
 def stage_counts(state: LearnerState, svc: Services, plan: RoundPlan) -> Counter:
-    """Items kept so far for each module in the round's stage (its earlier rounds: what the trainer trains on with
-    this round's, agents/trainer.py `stage_items`)."""
-    return Counter(r.get("module") for ref in state.item_files for r in read_jsonl(svc.run_dir, ref)
-                   if (r.get("cycle") or 0, r.get("stage")) == (plan.cycle, plan.stage))
+    """Items kept so far for each module in the round's stage: its earlier rounds, what the trainer trains on with
+    this round's (the trainer's own selection, agents/trainer.py `stage_items`)."""
+    here, _ = stage_items([read_jsonl(svc.run_dir, ref) for ref in state.item_files], plan.cycle, plan.stage)
+    return Counter(r.get("module") for r in here)
 
 
 def round_need(min_items: int, had: Counter, modules: list[str]) -> dict[str, int]:
@@ -564,14 +565,13 @@ def round_need(min_items: int, had: Counter, modules: list[str]) -> dict[str, in
 
 
 def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[SynthesizedItem],
-           dropped: list[DroppedItem], names: list[str], paid_tokens: int = 0, not_sent: int | None = None,
-           need: dict[str, int] | None = None) -> dict:
+           dropped: list[DroppedItem], names: list[str], need: dict[str, int], paid_tokens: int = 0,
+           not_sent: int | None = None) -> dict:
     """Step 6: write the round's files and trace (with the round's yield); stop the run when a module kept fewer
-    it needed (`need`, `round_need`; min_items when not given), unless the budget cut the round (`not_sent`: the calls
-    it could not pay; the round then trains on what it kept). `paid_tokens`: the teacher tokens this round's synthesis
-    paid (cache hits cost nothing)."""
+    items than it needed (`need`, `round_need`), unless the budget cut the round (`not_sent`: the calls it could not
+    pay; the round then trains on what it kept). `paid_tokens`: the teacher tokens this round's synthesis paid (cache
+    hits cost nothing)."""
     counts = Counter(r.module for r in kept)
-    need = need or {k: svc.cfg.min_items for k in plan.modules}
     rows = [d.model_dump(by_alias=True, exclude_none=True) for d in dropped]
     drop_ref = write_jsonl(svc.run_dir, f"items/{plan.tag}-dropped.jsonl", rows, kind="items", stage=plan.stage,
                            round=plan.stage_round)
@@ -662,7 +662,7 @@ def synthesize(state: LearnerState, svc: Services, steps: AdapterSteps = IOA_STE
         kept, dropped = write_round(state, svc, plan, steps, names, need)
     not_sent = svc.teacher.not_sent - unsent_before
     paid = synthesis_yield.usage_tokens(svc.usage()) - paid_before
-    out = record(state, svc, plan, kept, dropped, names, paid, not_sent or None, need)
+    out = record(state, svc, plan, kept, dropped, names, need, paid, not_sent or None)
     if not_sent and not kept:  # recorded (the run's yield counts its candidates), then the budget stop
         stop = BudgetExhausted(svc.teacher.spent_tokens, svc.cfg.teacher.token_budget or 0, [], not_sent)
         stop.state_update = {"dropped_files": out["dropped_files"][-1:]}
