@@ -33,10 +33,13 @@ simplify), the concrete case is the remedial-source item the student got wrong, 
 (`adapter.remedial_examples`, off by default: README Results, bench12): the question it missed, answered and
 verified, then its rewrites. (Gate items are never sources, so passing the gate is still not memorisation.)
 
-Steps 1-4 run over a pass's candidates in chunks of CHUNK, the round's modules taking turns (`chunks`). The round
-runs within `Teacher.settling()` (`synthesize`): when the teacher-token budget runs out in it, the calls the budget
-cannot pay are answered as not sent, and the student trains on what the round kept; so a budget stop wastes at most
-one chunk's questions.
+Step 1 writes a pass's questions in chunks of CHUNK, the round's modules taking turns (`chunks`); step 2 screens
+each chunk at once; the survivors of several chunks wait to be answered together in whole batches of CHUNK answer
+calls (`answer_batches`: a chunk's survivors alone would make a batch a third full), in their order, so the judge
+sees them in the order one batch would give. The round runs within `Teacher.settling()` (`synthesize`): when the
+teacher-token budget runs out in it, the calls the budget cannot pay are answered as not sent, and the student trains
+on what the round kept; so a budget stop wastes at most the questions still waiting for their answers (fewer than
+a batch's).
 
 Kept items (`SynthesizedItem`) and dropped candidates (`DroppedItem`, with the reason) go to JSONL files; the round's
 yield (written, kept, dropped by reason, teacher tokens per kept item: agents/synthesis_yield.py) is traced. The steps
@@ -77,7 +80,7 @@ from tasks.checkers import normalize
 
 SEED_TEMPLATE = "seed"  # a Candidate's template when its question is its seed item's own (seed_candidates)
 PASS_STRIDE = 300  # sample indices per pass (round * 1000 + pass * 300 + j): every pass draws fresh samples
-CHUNK = 32  # candidates written and answered together (one in-process generate batch); see `chunks`
+CHUNK = 32  # questions written together, and answer calls made together (one in-process generate batch each)
 
 
 class ItemShortage(RuntimeError):
@@ -332,10 +335,12 @@ def seed_candidates(state: LearnerState, svc: Services, plan: RoundPlan,
     return out
 
 
-def chunks(todo: list[Slot], size: int = CHUNK) -> list[list[Slot]]:
+def chunks(todo: list[Slot], size: int | None = None) -> list[list[Slot]]:
     """A pass's slots in chunks of `size`, the modules taking turns (each module's slots stay in their order, so its
     judging order, and with it the dedup rule's, is what one batch would give): a budget that runs out mid-round
-    leaves one chunk's questions unanswered, and every module of the round has had its share of the chunks before."""
+    leaves fewer than a batch's questions unanswered, and every module of the round has had its share of the chunks
+    before."""
+    size = size or CHUNK
     by_module: dict[str, list[Slot]] = {}
     for s in todo:
         by_module.setdefault(s.module, []).append(s)
@@ -607,6 +612,25 @@ def record(state: LearnerState, svc: Services, plan: RoundPlan, kept: list[Synth
             "phase": "synthesized", "usage": svc.usage()}
 
 
+def answer_batches(svc: Services, steps: AdapterSteps, pending: list[Candidate], full_only: bool) -> int:
+    """How many of the pending candidates (a prefix) to answer now. Screening drops half or more of a chunk's
+    questions, so a chunk's survivors alone would be answered in a batch a third full, and on a CPU a step of 11 rows
+    costs 0.65x one of 32 (benchmarks/bench_yield.py): the survivors of several chunks are answered together, in
+    whole batches of CHUNK answer calls (a candidate asks `steps.samples` of them, a drafted one one less). With
+    `full_only` False (a pass's end), all of them."""
+    if not full_only:
+        return len(pending)
+    calls = [steps.samples(svc, c.source) - (c.drafted is not None) for c in pending]
+    full = sum(calls) // CHUNK * CHUNK
+    total, take = 0, 0
+    for k, n in enumerate(calls, 1):
+        total += n
+        if total > full:
+            break
+        take = k
+    return take if full else 0
+
+
 def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: AdapterSteps, names: list[str],
                 need: dict[str, int]) -> tuple[list[SynthesizedItem], list[DroppedItem]]:
     """Steps 1-5 for every module of the round: passes until each module has the items it needs (`round_need`), the
@@ -618,23 +642,39 @@ def write_round(state: LearnerState, svc: Services, plan: RoundPlan, steps: Adap
 
     asked = {normalize(q) for k in plan.modules for q, _ in earlier[k]}  # questions answered in this run so far
 
-    def judge_chunk(candidates: list[Candidate], unparsed: list[DroppedItem]) -> None:
+    pending: list[Candidate] = []  # screened candidates waiting for their answers, in judging order
+
+    def screen_chunk(candidates: list[Candidate], unparsed: list[DroppedItem]) -> None:
         candidates, screened = screen(state, svc, plan, candidates, steps.gate_screen)
         if steps.repeat_screen:
             candidates, repeated = unrepeated(plan, candidates, asked)
             screened += repeated
+        dropped.extend(unparsed + screened)
+        pending.extend(candidates)
+
+    def answer_pending(full_only: bool) -> None:
+        """Answer and judge the pending candidates in order: with `full_only`, only as many as fill whole batches
+        of CHUNK answer calls (`answer_batches`), the rest wait for the next chunk's."""
+        take = answer_batches(svc, steps, pending, full_only)
+        if not take:
+            return
+        candidates = pending[:take]
+        del pending[:take]
         answers = answer_candidates(state, svc, plan, candidates, steps)
         candidates, answers, unpaid = paid_for(plan, candidates, answers)
-        dropped.extend(unparsed + screened + unpaid)
+        dropped.extend(unpaid)
         judge_all(state, svc, plan, candidates, answers, steps, names, earlier, kept, dropped)
 
     seeds = seed_candidates(state, svc, plan, earlier)
     for i in range(0, len(seeds), CHUNK):  # the concrete cases first: the rewrites are deduplicated against them
-        judge_chunk(seeds[i:i + CHUNK], [])
+        screen_chunk(seeds[i:i + CHUNK], [])
+        answer_pending(full_only=True)
     for attempt in range(1 + svc.cfg.adapter.top_up_passes):
         unsent_before = svc.teacher.not_sent
         for chunk in chunks(slots(state, svc, plan, todo, attempt)):
-            judge_chunk(*write_questions(state, svc, plan, chunk, attempt, steps))
+            screen_chunk(*write_questions(state, svc, plan, chunk, attempt, steps))
+            answer_pending(full_only=True)
+        answer_pending(full_only=False)
         counts = Counter(r.module for r in kept)
         todo = [k for k in plan.modules if counts[k] < need[k]]
         if not todo or attempt == svc.cfg.adapter.top_up_passes or svc.teacher.not_sent > unsent_before:

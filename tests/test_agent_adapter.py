@@ -506,3 +506,42 @@ def test_a_remedial_round_whose_stage_has_its_items_keeps_one_without_a_top_up(s
     with pytest.raises(adapter.ItemShortage, match="fewer than the 2 the round needs"):
         adapter.synthesize(bare, services(items, rewrites(replies), lambda p: "",
                                           **{"thresholds.samples_per_seed": 2}))
+
+
+def test_answer_batches_takes_the_pending_prefix_that_fills_whole_batches(services):
+    """Hand-worked, CHUNK 32: 40 candidates of one answer call each -> the first 32 now, 8 wait; 31 -> none wait
+    for more; at a pass's end (full_only False) all of them; 3 calls each (a vote): 12 candidates are 36 calls ->
+    the first 10 (30 calls, the longest prefix within 32), 11 candidates (33 calls) likewise."""
+    items = make_items(FACTS, n_probe=8, n_test=0)
+    svc = services(items, lambda r: "", lambda p: "")
+    src = items[0]
+    pend = [adapter.Candidate("rivers", src, None, "t", 0, f"Question {i}?", 0) for i in range(40)]
+    one = adapter.AdapterSteps(samples=lambda s, it: 1)
+    three = adapter.AdapterSteps(samples=lambda s, it: 3)
+    assert adapter.CHUNK == 32
+    assert adapter.answer_batches(svc, one, pend, True) == 32
+    assert adapter.answer_batches(svc, one, pend[:31], True) == 0
+    assert adapter.answer_batches(svc, one, pend[:31], False) == 31
+    assert adapter.answer_batches(svc, three, pend[:12], True) == 10
+    assert adapter.answer_batches(svc, three, pend[:11], True) == 10
+    drafted = [dataclasses.replace(c, drafted="Answer: Tamsel") for c in pend[:16]]  # one call drafted: 2 each
+    assert adapter.answer_batches(svc, three, drafted, True) == 16
+
+
+def test_the_survivors_of_several_chunks_are_answered_together_in_their_order(services, monkeypatch):
+    """Two chunks of 4 questions (CHUNK 4 here), a gate duplicate among them: the 7 survivors' answers are asked
+    in one batch of 4, then the 3 left at the pass's end (never 3 + 4), in the order their questions were written."""
+    import conftest
+
+    monkeypatch.setattr(adapter, "CHUNK", 4)
+    batches: list[tuple[str, int]] = []
+    real = conftest.ScriptedTeacher.ask
+    monkeypatch.setattr(conftest.ScriptedTeacher, "ask",
+                        lambda self, reqs: (batches.append((reqs[0].tag["step"], len(reqs))), real(self, reqs))[1])
+    replies = [f"Which river number {i} runs through Zorbia?" for i in range(8)]
+    replies[1] = "Q1 What is the river of Zorbia?"  # a gate duplicate: screened out before its answer
+    svc, kept, dropped = _run(services, rewrites(replies), **{"thresholds.samples_per_seed": 8})
+    assert batches == [("question", 4), ("question", 4), ("answer", 4), ("answer", 3)]
+    answered = [r.messages[-1]["content"] for r in svc.teacher.requests if r.tag["step"] == "answer"]
+    assert answered == [q for i, q in enumerate(replies) if i != 1]
+    assert kept[0]["prompt"] == answered[0]  # the first written is judged first (the rest duplicate it)

@@ -109,3 +109,25 @@ def test_prefix_cache_changes_no_reply_and_keeps_batch_invariance(model_tok, tem
              for c, s in zip(convs, seeds)]
     assert cached == plain == pairs == alone
     assert len({g.text for g in cached}) == len(convs)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_rows_with_different_prefixes_share_one_batch_and_keep_their_replies(model_tok, temperature, monkeypatch):
+    """Rows whose system turns differ (a sheet read by passages: each question gets its own) and rows without one
+    are generated in one batch, each over its own prefix's cache padded to the longest: the replies are those of the
+    full prompts, alone."""
+    import training.generate as gen
+
+    model, tok = model_tok
+    systems = [SYSTEM, "The vesh is the money of Zorbia.", SYSTEM + " Its language is Zorbish, written right to left."]
+    convs = [[{"role": "system", "content": systems[i % 3]}, {"role": "user", "content": q}]
+             for i, q in enumerate(QUESTIONS)] + CONVS[:2]
+    seeds = [11 + i for i in range(len(convs))]
+    batches, real = [], gen._batch_tensors
+    monkeypatch.setattr(gen, "_batch_tensors", lambda *a: (batches.append(len(a[1])), real(*a))[1])
+    mixed = generate(model, tok, convs, max_new_tokens=12, temperature=temperature, seeds=seeds, batch_size=16)
+    assert batches == [len(convs)]  # four prefixes (three sheets and the template's own), one batch
+    alone = [generate(model, tok, [c], max_new_tokens=12, temperature=temperature, seeds=[s], prefix_cache=False)[0]
+             for c, s in zip(convs, seeds)]
+    assert mixed == alone
+    assert len({g.text for g in mixed}) == len(convs)
