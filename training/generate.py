@@ -11,10 +11,11 @@ which rows share its batch, so a resumed run reproduces the same samples.
 template's default system prompt) share the tokens up to their first user message's content: they are grouped, the
 key/value cache of that prefix is computed once per group and copied to every row of a batch, and only the rest of
 each prompt is run through the model (the rows' remaining tokens left-padded after the shared prefix; positions
-follow the attention mask). Rows of different prefixes (a sheet read by passages gives each question its own) share
-a batch: each row's prefix cache is left-padded to the batch's longest (`_merged_cache`), so a call whose rows have
-ten prefixes is still one batch, not ten (on a CPU a step of 11 rows costs about what a step of 1 does). On a CPU, where prefill of a long context dominates, this makes the teacher's generation
-with the Zorbia sheet 1.7-1.8x faster (benchmarks/bench_generation.py). The split depends on a row's own
+follow the attention mask). On a CPU, where prefill of a long context dominates, this makes the teacher's generation
+with the Zorbia sheet 1.7-1.8x faster (benchmarks/bench_generation.py). Rows of different prefixes (a sheet read by
+passages gives each question its own) share a batch: each row's prefix cache is left-padded to the batch's longest
+(`_merged_cache`), so a call whose rows have ten prefixes is one batch, not ten (on this project's 2-core CPU a
+decode step of 11 rows costs about twice one of a single row, not eleven times). The split depends on a row's own
 conversation only, so a row's reply still does not depend on its batch; `prefix_cache=False` turns it off.
 
 **Grammar.** `constraints[i]` (a JSON schema dict, a `training.grammar.Regex` form, or None) constrains row i's
