@@ -156,14 +156,14 @@ def _prefix_cache(model, prefix: tuple[int, ...], device):
     return getattr(out, "cache", None) or out.past_key_values
 
 
-def _batches(encoded: list[list[int]], prefix_lens: list[int], batch_size: int,
+def _batches(encoded: list[list[int]], prefixes: list[tuple[int, ...]], batch_size: int,
              mixed: bool = False) -> list[list[int]]:
     """Row indices per batch. Rows are grouped by their prompt prefix, longest first in each group (memory trouble
     shows at once); a batch holds one group's rows, or, with `mixed` (the prefixes' caches can be merged:
     `_merged_cache`), the groups follow each other and a batch is filled across them."""
     groups: dict[tuple[int, ...], list[int]] = {}
-    for i, ids in enumerate(encoded):
-        groups.setdefault(tuple(ids[:prefix_lens[i]]), []).append(i)
+    for i, prefix in enumerate(prefixes):
+        groups.setdefault(prefix, []).append(i)
     runs = [sorted(rows, key=lambda i: -len(encoded[i])) for rows in groups.values()]
     if mixed:
         runs = [[i for rows in runs for i in rows]]
@@ -185,17 +185,11 @@ def _merged_cache(row_caches: list, width: int):
     a row's positions follow its mask, so each row sees its own prefix at the positions it was computed at."""
     base = copy.deepcopy(next(c for c in row_caches if c is not None))
     for li, layer in enumerate(base.layers):
-        keys, values = [], []
-        for c in row_caches:
-            k = None if c is None else c.layers[li].keys
-            v = None if c is None else c.layers[li].values
-            pad = width - (0 if k is None else k.shape[-2])
-            ref_k, ref_v = layer.keys, layer.values
-            zk = ref_k.new_zeros((1, ref_k.shape[1], pad, ref_k.shape[3]))
-            zv = ref_v.new_zeros((1, ref_v.shape[1], pad, ref_v.shape[3]))
-            keys.append(zk if k is None else torch.cat([zk, k], dim=-2))
-            values.append(zv if v is None else torch.cat([zv, v], dim=-2))
-        layer.keys, layer.values = torch.cat(keys, dim=0), torch.cat(values, dim=0)
+        for name in ("keys", "values"):
+            ref = getattr(layer, name)
+            own = [ref[:, :, :0] if c is None else getattr(c.layers[li], name) for c in row_caches]
+            padded = [torch.nn.functional.pad(t, (0, 0, width - t.shape[-2], 0)) for t in own]
+            setattr(layer, name, torch.cat(padded, dim=0))
     return base
 
 
@@ -222,8 +216,8 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     grammars = _grammars(model, tokenizer, constraints, eos_ids)
     texts = [render_prompt(tokenizer, c) for c in conversations]
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    prefix_lens = [prompt_prefix_len(tokenizer, c, t, ids) if prefix_cache else 0
-                   for c, t, ids in zip(conversations, texts, encoded)]
+    prefixes = [tuple(ids[:prompt_prefix_len(tokenizer, c, t, ids) if prefix_cache else 0])
+                for c, t, ids in zip(conversations, texts, encoded)]
     gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
                                pad_token_id=pad_id, eos_token_id=eos_ids)
     results: list[Generation | None] = [None] * n
@@ -231,22 +225,21 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     was_training, _ = model.training, model.eval()
     try:
         with torch.inference_mode():
-            for i in range(n):  # the key/value cache of each shared prefix, computed once
-                prefix = tuple(encoded[i][:prefix_lens[i]])
+            for prefix in prefixes:  # the key/value cache of each shared prefix, computed once
                 if prefix and prefix not in caches:
                     caches[prefix] = _prefix_cache(model, prefix, device)
             mixed = bool(caches) and all(_mergeable(c) for c in caches.values())
-            for idx in _batches(encoded, prefix_lens, batch_size, mixed):
-                prefixes = [tuple(encoded[i][:prefix_lens[i]]) for i in idx]
-                ids, mask = _batch_tensors(prefixes, [encoded[i][prefix_lens[i]:] for i in idx], pad_id)
+            for idx in _batches(encoded, prefixes, batch_size, mixed):
+                heads = [prefixes[i] for i in idx]
+                ids, mask = _batch_tensors(heads, [encoded[i][len(prefixes[i]):] for i in idx], pad_id)
                 extra = {}
-                if len(set(prefixes)) == 1 and prefixes[0]:  # one prefix: its cache, once per row
-                    cache = copy.deepcopy(caches[prefixes[0]])
+                if len(set(heads)) == 1 and heads[0]:  # one prefix: its cache, once per row
+                    cache = copy.deepcopy(caches[heads[0]])
                     cache.batch_repeat_interleave(len(idx))
                     extra[_cache_kwarg(model)] = cache
-                elif any(prefixes):  # several (mixed): each row's own, padded to the longest
-                    width = max(len(p) for p in prefixes)
-                    extra[_cache_kwarg(model)] = _merged_cache([caches.get(p) for p in prefixes], width)
+                elif any(heads):  # several (mixed): each row's own, padded to the longest
+                    width = max(len(p) for p in heads)
+                    extra[_cache_kwarg(model)] = _merged_cache([caches.get(p) for p in heads], width)
                 processors = LogitsProcessorList()
                 if grammars and any(grammars[i] is not None for i in idx):  # masks before the sampler draws
                     processors.append(GrammarMask([grammars[i] for i in idx]))
