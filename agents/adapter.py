@@ -17,7 +17,8 @@ the node runs these steps, each a function below:
    (concretization, decomposition, cognitive-load control, a fixed template, plain language; each a prompt file),
    shaped to the student's capacity; `vote_samples` samples where the answer must be verified by agreement.
 4. `judge` (verify, check the answer's form, deduplicate, template): verified with the pack's checker against the
-   source's reference when the question asks for the same thing, by agreement of the teacher's samples otherwise;
+   source's reference when the question asks for the same thing (and, on short-answer checkers, the final answer
+   the reply states must pass it as well: `wrong_final_answer`), by agreement of the teacher's samples otherwise;
    an answer with an empty final answer (`empty_answer`) or a misnamed entity is dropped; a duplicate (ROUGE-L >
    adapter.dedup_rouge) of a kept or gate item is dropped.
 5. top up: a module left with fewer items than the round needs (`round_need`: what its stage still lacks of
@@ -70,6 +71,7 @@ from agents.item_checks import (
     verify_by_checker,
     verify_by_vote,
     with_template,
+    wrong_final_answer,
 )
 from agents.runtime import Services, context_for, read_jsonl, write_jsonl
 from agents.trainer import stage_items
@@ -78,6 +80,9 @@ from ioa_state.records import DroppedItem, SynthesizedItem, WrongAnswer
 from prompts import render, template
 from tasks.checkers import normalize
 
+# checkers whose reference is a short final answer: a kept answer's stated final answer must pass them too
+# (`wrong_final_answer`); a rouge reference is a whole text, a code item's its tests
+FINAL_ANSWER_CHECKERS = ("contains", "exact", "numeric")
 SEED_TEMPLATE = "seed"  # a Candidate's template when its question is its seed item's own (seed_candidates)
 PASS_STRIDE = 300  # sample indices per pass (round * 1000 + pass * 300 + j): every pass draws fresh samples
 CHUNK = 32  # questions written together, and answer calls made together (one in-process generate batch each)
@@ -173,6 +178,10 @@ def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], g
     else:
         bar = cfg.adapter.verify_min_rouge if svc.pack.checker == "rouge" else cfg.adapter.verify_min_score
         v = verify_by_checker(samples[0], svc.pack.check(cand.source, samples[0]), bar, cand.source.reference)
+        if v.kept and svc.pack.checker in FINAL_ANSWER_CHECKERS:
+            why = wrong_final_answer(v.answer, lambda stated: svc.pack.check(cand.source, stated), bar)
+            if why is not None:
+                return Judged(False, v.answer, why)
     if not v.kept:
         return Judged(False, v.answer, v.reason)
     bad = answer_form(plan, cand, v.answer)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ioa_state import Item
-from tasks.checkers import final_answer, normalize, rouge_l
+from tasks.checkers import final_answer, normalize, rouge_l, stated_final_answer
 
 
 def first_sentence(text: str, limit: int = 160) -> str:
@@ -68,6 +69,23 @@ def verify_by_checker(answer: str, score: float, min_score: float, reference: st
         return Verdict(False, answer, reason=f"verification failed: checker score {score:.2f} against the source's "
                                              f"reference {reference!r}")
     return Verdict(True, answer, reference, {"method": "checker", "score": score})
+
+
+def wrong_final_answer(answer: str, score_of: Callable[[str], float], min_score: float) -> str | None:
+    """Why an answer that passed verification as a whole states another final answer, or None.
+
+    The checker passes an answer that names the reference anywhere, a step included, so a reply whose steps name
+    the reference and whose final line says something else ("... is called Lumara.\nAnswer: The answer is: 30.")
+    would be kept and teach its wrong final line. Here the final answer it states (after its last "Answer:", "the
+    answer is", "####" or \\boxed{}) must score at least `min_score` too (`score_of`: the pack's checker against the
+    source's reference). An answer that states no final answer is not read this way (the template adds the line)."""
+    stated = stated_final_answer(answer)
+    if stated is None:
+        return None
+    score = score_of(stated)
+    if score >= min_score:
+        return None
+    return f"wrong_final_answer: the stated final answer {stated[:80]!r} scores {score:.2f} against the reference"
 
 
 def duplicate_of(question: str, answer: str, reference: str | None, gate: list[Item], kept: list[tuple[str, str]],

@@ -156,6 +156,15 @@ def final_answer(text: str | None) -> str:
     return _clean(seg)
 
 
+def stated_final_answer(text: str | None) -> str | None:
+    """The final answer a text states after its last marker ("Answer: X", "#### X", "the answer is X", \\boxed{X}),
+    cleaned as `final_answer` cleans it; None when the text has no marker (nothing is stated as final)."""
+    if not text:
+        return None
+    seg = _final_segment(_unify(text))
+    return None if seg is None else _clean(seg)
+
+
 def final_number(text: str | None) -> str | None:
     """The model's final number as a plain string ("1,234.50" -> "1234.50"), or None when the text has none.
 

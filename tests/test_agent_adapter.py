@@ -72,6 +72,22 @@ def test_items_are_verified_deduplicated_and_every_drop_has_a_reason(services):
     assert events[0]["kept"] == 1 and events[0]["dropped"] == len(dropped)
 
 
+def test_an_answer_whose_final_line_contradicts_the_reference_is_dropped_with_its_reason(services):
+    ask = rewrites(["Which river runs longest through Zorbia?", "Which wide river is in Zorbia?"])
+
+    def reply(req):
+        if req.tag.get("step") == "question":
+            return ask(req)
+        if "wide" in req.messages[-1]["content"]:  # the step names the Tamsel, the final line does not
+            return "The widest river of Zorbia is the Tamsel.\nAnswer: The answer is: 30."
+        return "The river is the Tamsel.\nAnswer: Tamsel"
+    svc, kept, dropped = _run(services, reply)
+    assert [k["prompt"] for k in kept] == ["Which river runs longest through Zorbia?"]
+    wrong = [d for d in dropped if d["reason"].startswith("wrong_final_answer")]
+    assert [d["question"] for d in wrong] == ["Which wide river is in Zorbia?"]
+    assert svc.trace.of("synthesis_yield")[0]["dropped_by_reason"]["wrong_final_answer"] == 1
+
+
 def test_a_gate_duplicate_is_dropped_before_its_answer_is_paid_for(services):
     svc, kept, dropped = _run(services, rewrites(["Q1 What is the river of Zorbia?",
                                                   "Which river runs longest through Zorbia?"]))

@@ -19,8 +19,10 @@ from agents.item_checks import (
     verify_by_checker,
     verify_by_vote,
     with_template,
+    wrong_final_answer,
 )
 from ioa_state import Item
+from tasks.checkers import contains_check, numeric_check, stated_final_answer
 
 
 def test_parse_question_takes_a_quoted_question_or_the_first_line_ending_in_a_question_mark():
@@ -42,6 +44,26 @@ def test_verify_by_checker_keeps_the_source_reference():
     assert verify_by_checker("Tamsel.", 1.0, 0.999, "Tamsel").reference == "Tamsel"
     drop = verify_by_checker("No idea.", 0.0, 0.999, "Tamsel")
     assert not drop.kept and drop.reason.startswith("verification failed: checker score 0.00")
+
+
+def test_the_stated_final_answer_is_the_text_after_the_last_marker_and_none_without_one():
+    assert stated_final_answer("It is the Lumara.\nAnswer: The answer is: 30.") == "30"
+    assert stated_final_answer("Steps.\n#### 72") == "72"
+    assert stated_final_answer("The festival is called Lumara.") is None and stated_final_answer("") is None
+
+
+def test_a_final_answer_that_fails_the_checker_is_wrong_though_a_step_names_the_reference():
+    def score_of(reference):
+        return lambda stated: contains_check(stated, reference)
+    wrong = "The biggest festival in Zorbia is called Lumara.\nAnswer: The answer is: 30."
+    assert contains_check(wrong, "Lumara") == 1.0  # the whole answer passes the checker
+    why = wrong_final_answer(wrong, score_of("Lumara"), 0.999)
+    assert why == "wrong_final_answer: the stated final answer '30' scores 0.00 against the reference"
+    assert wrong_final_answer("It is in summer.\nAnswer: The answer is: Lumara", score_of("Lumara"), 0.999) is None
+    assert wrong_final_answer("The festival is called Lumara.", score_of("Lumara"), 0.999) is None  # nothing stated
+    cut = 'The national animal is the snow fox.\nAnswer: The correct answer is "The national animal of Zorbia is the'
+    assert wrong_final_answer(cut, score_of("snow fox"), 0.999).startswith("wrong_final_answer")
+    assert wrong_final_answer("3 + 4 = 7 apples.\n#### 7", lambda s: numeric_check(s, "7"), 0.999) is None
 
 
 def test_duplicates_of_a_gate_item_with_the_same_answer_and_of_a_kept_item():
