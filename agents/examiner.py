@@ -5,7 +5,8 @@ Steps:
    in an earlier stage, or known from the first diagnosis: the forgetting check), `watch_items` gate items of every
    targeted module not yet trained (the observations Eq. 3 needs), and the stage's remedial-source items (their
    wrong answers feed remedial synthesis).
-2. `take_exam`: the student answers them; the pack's checker scores them; one `Observation`.
+2. `take_exam`: the student answers them; the pack's checker scores them; one `Observation`; `trace_exam` traces
+   each module's score and ratio and the items it missed, with the student's answers.
 3. `update_stage`: the stage's round count, min mastery ratio history and each module's passed item level.
 4. `forgotten`: mastered modules that fell below tau_mastery go back into replay (a known module that was never
    trained gets replay items written by the Adapter from its seeds, agents/adapter.py `replay_modules`).
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from agents import scoring
+from agents.item_checks import first_sentence
 from agents.runtime import Services, write_jsonl
 from ioa_state import Decision, LearnerState, Observation, Thresholds
 from ioa_state import pedagogy as ped
@@ -78,6 +80,23 @@ def take_exam(
                       level_scores={k: scoring.level_scores(state.modules[k].gate_ids, state.modules[k].item_levels,
                                                             by_item) for k in stage.modules})
     return obs, answers, by_item
+
+
+def trace_exam(state: LearnerState, svc: Services, plan: ExamPlan, obs: Observation, answers: dict[str, str],
+               by_item: dict[str, float]) -> None:
+    """An `exam` event: each examined module's score and mastery ratio, and the exam items it missed with the
+    student's answer (first sentence), so a stage that stalls shows which facts it keeps missing."""
+    th = svc.cfg.thresholds
+    teacher = {k: m.teacher_score or 0.0 for k, m in state.modules.items()}
+    missed = {k: [{"item": i, "prompt": svc.items[i].prompt, "reference": svc.items[i].reference,
+                   "answer": first_sentence(answers.get(i, ""))} for i in ids if by_item.get(i, 0.0) < 1.0]
+              for k, ids in plan.ids_by_module.items()}
+    svc.trace.emit("exam", node="examine", cycle=state.cycle, stage=state.stage().index,
+                   round=state.stage().rounds, modules=list(plan.ids_by_module),
+                   scores={k: round(obs.scores.get(k, 0.0), 6) for k in plan.ids_by_module},
+                   ratios={k: round(ped.mastery_ratio(obs.scores.get(k, 0.0), teacher[k], th.eps), 6)
+                           for k in plan.ids_by_module},
+                   items={k: len(ids) for k, ids in plan.ids_by_module.items()}, missed=missed)
 
 
 def update_stage(state: LearnerState, obs: Observation, th: Thresholds) -> tuple[list, dict]:
@@ -158,6 +177,7 @@ def examine(state: LearnerState, svc: Services, policy: ExamPolicy = IOA_POLICY)
     th, cfg = svc.cfg.thresholds, svc.cfg
     plan = exam_plan(state, cfg.seed, cfg.watch_items)
     obs, answers, by_item = take_exam(state, svc, plan)
+    trace_exam(state, svc, plan, obs, answers, by_item)
     observations = state.observations + [obs]
     stages, modules = update_stage(state, obs, th)
     forgetting = forgotten(state, svc, plan, obs)

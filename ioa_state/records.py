@@ -224,6 +224,18 @@ class Train(TraceEvent):
     steps: int = 0
 
 
+class ExamEvent(TraceEvent):
+    """An exam after a training round: each examined module's score, mastery ratio and number of items, and the
+    items it missed (item id, prompt, reference, the student's answer's first sentence)."""
+
+    event: Literal["exam"] = "exam"
+    modules: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+    ratios: dict[str, float] = Field(default_factory=dict)
+    items: dict[str, int] = Field(default_factory=dict)
+    missed: dict[str, list[dict]] = Field(default_factory=dict)
+
+
 class Forgetting(TraceEvent):
     """A mastered module fell below tau_mastery: it goes back into replay."""
 
@@ -283,6 +295,7 @@ EVENT_KINDS: dict[str, type[TraceEvent]] = {
         SynthesisYieldEvent,
         ItemDroppedEvent,
         Train,
+        ExamEvent,
         Forgetting,
         Replan,
         DecisionEvent,

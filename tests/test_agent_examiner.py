@@ -37,6 +37,23 @@ def test_an_exam_below_the_gate_stores_remediate_and_the_wrong_answers(services)
     assert svc.trace.of("decision")[0]["decision"] == "remediate"
 
 
+def test_the_exam_event_names_the_items_each_module_missed_with_the_students_answer(services):
+    items = make_items(FACTS)
+    svc = services(items, lambda r: "", lambda p: "Tamsel" if p.startswith(("Q1 ", "Q2 ")) and "river" in p else
+                   "It is the Velmor. It flows north.")
+    state = _state(items)
+    examiner.examine(state, svc)
+    ev = svc.trace.of("exam")[0]
+    gate = state.modules["rivers"].gate_ids
+    assert ev["modules"] == ["rivers", "money"] and ev["items"] == {"rivers": 4, "money": 4}
+    assert ev["scores"] == {"rivers": 0.5, "money": 0.0} and ev["ratios"] == {"rivers": 0.5, "money": 0.0}
+    missed = ev["missed"]["rivers"]
+    known = {it.id for it in items if it.prompt.startswith(("Q1 ", "Q2 "))}
+    assert [m["item"] for m in missed] == [i for i in gate if i not in known]
+    assert len(missed) == 2 and missed[0]["answer"] == "It is the Velmor." and missed[0]["reference"] == "Tamsel"
+    assert len(ev["missed"]["money"]) == 4
+
+
 def test_a_passed_module_that_falls_is_flagged_as_forgotten(services):
     items = make_items(FACTS)
     svc = services(items, lambda r: "", lambda p: "Tamsel")

@@ -152,6 +152,20 @@ def test_how_did_the_structured_replies_parse_and_what_did_each_round_keep(run):
                for e, line in zip(rounds, _lines(out)))
 
 
+def test_which_gate_items_did_the_student_miss_in_each_exam(run):
+    runs_dir, run_dir, state, _ = run
+    rc, out, _ = ioa("trace", state.run_id, "--runs-dir", str(runs_dir), "--event", "exam", "--full")
+    exams = [e for e in json_lines((run_dir / "trace.jsonl").read_text()) if e["event"] == "exam"]
+    lines = _lines(out)
+    after_rounds = [o for o in state.observations if o.source != "diagnose"]
+    assert rc == 0 and exams and len(lines) == len(exams) == len(after_rounds)
+    for e, obs, line in zip(exams, after_rounds, lines):
+        assert e["scores"] == {k: round(obs.scores[k], 6) for k in e["modules"]}
+        for k in e["modules"]:
+            assert len(e["missed"][k]) == round(e["items"][k] * (1 - obs.scores[k]))
+            assert f"{k} {obs.scores[k]:.2f}" in line and f"missed {len(e['missed'][k])} of {e['items'][k]}" in line
+
+
 def test_json_lines_are_the_trace_events(run):
     runs_dir, run_dir, state, _ = run
     rc, out, _ = ioa("trace", str(run_dir), "--json")

@@ -266,6 +266,18 @@ def _train(ev: dict, width: int) -> str:
             f"{num(ev.get('seconds'))}s -> {ev.get('checkpoint')}")
 
 
+def _exam(ev: dict, width: int) -> str:
+    scores, ratios, items = ev.get("scores") or {}, ev.get("ratios") or {}, ev.get("items") or {}
+    parts = []
+    for k in ev.get("modules") or list(scores):
+        missed = (ev.get("missed") or {}).get(k) or []
+        shown = "; ".join(f"{short(m.get('prompt'), 40)} -> \"{short(m.get('answer'), 40)}\" (ref {m.get('reference')})"
+                          for m in missed)
+        parts.append(f"{k} {num(scores.get(k))} (r {num(ratios.get(k))}, missed {len(missed)} of {items.get(k, '?')}"
+                     + (f": {shown}" if shown else "") + ")")
+    return "exam: " + " | ".join(parts)
+
+
 def _forgetting(ev: dict, width: int) -> str:
     return (f"FORGETTING {ev.get('module')}: ratio {num(ev.get('ratio'))} < tau_mastery "
             f"{num(ev.get('tau_mastery'))} -> {ev.get('action')}")
@@ -315,7 +327,7 @@ def _report(ev: dict, width: int) -> str:
 _DESCRIBERS = {
     "node_start": _node_start, "node_end": _node_end, "teacher_call": _teacher_call,
     "module_diagnosis": _module_diagnosis, "edge": _edge, "targets": _targets, "stage_planned": _stage_planned,
-    "synthesis": _synthesis, "item_dropped": _item_dropped, "train": _train, "forgetting": _forgetting,
+    "synthesis": _synthesis, "item_dropped": _item_dropped, "train": _train, "exam": _exam, "forgetting": _forgetting,
     "replan": _replan, "decision": _decision, "fallback": _fallback, "report": _report,
     "synthesis_yield": _synthesis_yield, "structured_outcome": _structured_outcome,
 }
