@@ -131,3 +131,27 @@ def test_rows_with_different_prefixes_share_one_batch_and_keep_their_replies(mod
              for c, s in zip(convs, seeds)]
     assert mixed == alone
     assert len({g.text for g in mixed}) == len(convs)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_rows_whose_reply_ended_leave_the_batch_and_the_others_keep_their_replies(model_tok, temperature,
+                                                                                  monkeypatch):
+    """Forms of different lengths end rows at different steps: with SEGMENT 4 each row that ended leaves the batch
+    after its segment (the next generate calls have fewer rows), and every reply (greedy or sampled, constrained or
+    not, under a shared prefix) is the one the rows would get decoded together to the end."""
+    import training.generate as gen
+    from training.grammar import Regex
+
+    model, tok = model_tok
+    convs = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}] for q in QUESTIONS]
+    forms = [Regex(f"[a-z]{{{n}}}") for n in (2, 5, 9, 14)] + [None, Regex("[a-z ]{3,30}")]
+    seeds = [40 + i for i in range(len(convs))]
+    monkeypatch.setattr(gen, "SEGMENT", 10_000)
+    whole = generate(model, tok, convs, max_new_tokens=24, temperature=temperature, seeds=seeds, constraints=forms)
+    rows, real = [], model.generate
+    monkeypatch.setattr(model, "generate", lambda **kw: (rows.append(kw["input_ids"].shape[0]), real(**kw))[1])
+    monkeypatch.setattr(gen, "SEGMENT", 4)
+    retiring = generate(model, tok, convs, max_new_tokens=24, temperature=temperature, seeds=seeds, constraints=forms)
+    assert retiring == whole
+    assert [g.finished for g in whole] == [True] * 4 + [False, True]  # the forms end; the free row runs to 24
+    assert rows == [6, 3, 1, 1, 1, 1]  # 24 tokens in segments of 4: three rows ended in the first, two in the second

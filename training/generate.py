@@ -18,6 +18,12 @@ passages gives each question its own) share a batch: each row's prefix cache is 
 decode step of 11 rows costs about twice one of a single row, not eleven times). The split depends on a row's own
 conversation only, so a row's reply still does not depend on its batch; `prefix_cache=False` turns it off.
 
+**Finished rows leave the batch.** `generate` decodes SEGMENT new tokens per call (`_decode`); after each call the
+rows whose reply ended (end of turn, a stop string) are dropped from the batch and its cache, and the others go on
+from where they were (same cache, sampler generator and grammar matcher), so a batch no longer decodes its finished
+rows to its longest reply (a question call's rows end at 15-25 tokens and one runs to 40; a decode step's cost grows
+with its rows on a CPU). A row's reply is the one it gets decoded with the full batch to the end.
+
 **Grammar.** `constraints[i]` (a JSON schema dict, a `training.grammar.Regex` form, or None) constrains row i's
 reply to JSON valid for that schema, or to text matching that form (training/grammar.py, xgrammar): each constraint
 is compiled once per tokenizer, every batch gets a new `GrammarMask`
@@ -37,6 +43,8 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from training.grammar import GrammarMask, grammar_book, model_vocab_size
+
+SEGMENT = 16  # new tokens per `generate` call before the rows whose reply ended leave the batch (`_decode`)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,10 @@ class RowSeededSampler(LogitsProcessor):
             raise ValueError("RowSeededSampler needs temperature > 0")
         self.temperature = float(temperature)
         self.generators = generators
+
+    def keep_rows(self, keep: list[int]) -> None:
+        """Only these rows (by batch position) go on decoding (`_decode`): their generators, in that order."""
+        self.generators = [self.generators[j] for j in keep]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         logits = scores.float() / self.temperature
@@ -248,17 +260,58 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
                     processors.append(RowSeededSampler(temperature, gens))
                 prompt_len = ids.shape[1]
                 criteria = StoppingCriteriaList([StopOnStrings(tokenizer, stops, prompt_len)] if stops else [])
-                out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                     generation_config=gen_cfg, logits_processor=processors,
-                                     stopping_criteria=criteria, **extra)
+                new = _decode(model, ids.to(device), mask.to(device), gen_cfg, processors, criteria, extra,
+                              max_new_tokens, lambda toks: _ended(tokenizer, toks, end_ids, stops))
                 for r, i in enumerate(idx):
-                    results[i] = _reply(tokenizer, out[r, prompt_len:].tolist(), end_ids, stops, len(encoded[i]))
+                    results[i] = _reply(tokenizer, new[r], end_ids, stops, len(encoded[i]))
                 if on_batch is not None:
                     on_batch(sum(g is not None for g in results), n, sum(results[i].tokens_out for i in idx))
     finally:
         if was_training:
             model.train()
     return results  # type: ignore[return-value]
+
+
+def _ended(tokenizer, tokens: list[int], end_ids: set[int], stops: list[str]) -> bool:
+    """Whether a row's reply so far has ended: an end-of-turn (or pad) token, or one of the stop strings."""
+    if any(t in end_ids for t in tokens):
+        return True
+    return bool(stops) and any(s in tokenizer.decode(tokens, skip_special_tokens=True) for s in stops)
+
+
+def _decode(model, ids: torch.Tensor, mask: torch.Tensor, gen_cfg: GenerationConfig, processors: LogitsProcessorList,
+            criteria: StoppingCriteriaList, extra: dict, max_new_tokens: int,
+            ended: Callable[[list[int]], bool]) -> list[list[int]]:
+    """Each row's generated tokens, decoded SEGMENT tokens per `generate` call; after each call the rows whose reply
+    ended leave the batch (their cache rows dropped), so the rest decode in a smaller batch instead of dragging the
+    finished rows along to the longest reply (on a CPU a decode step's cost grows with its rows). A row's tokens are
+    those of one uninterrupted call: its cache, its sampler's generator and its grammar matcher carry over."""
+    rows = list(range(ids.shape[0]))
+    new: list[list[int]] = [[] for _ in rows]
+    cache_kw = _cache_kwarg(model)
+    while rows:
+        step = min(SEGMENT, max_new_tokens - len(new[rows[0]]))
+        cfg = copy.copy(gen_cfg)
+        cfg.max_new_tokens, cfg.return_dict_in_generate = step, True
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=cfg, logits_processor=processors,
+                             stopping_criteria=criteria, **extra)
+        gen = out.sequences[:, ids.shape[1]:]
+        for j, r in enumerate(rows):
+            new[r] += gen[j].tolist()
+        keep = [j for j, r in enumerate(rows) if not ended(new[r]) and len(new[r]) < max_new_tokens]
+        if not keep:
+            break
+        index = torch.tensor(keep, device=ids.device)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        cache.batch_select_indices(index)
+        extra = {cache_kw: cache}
+        ids = out.sequences[index]
+        mask = torch.cat([mask, torch.ones_like(gen)], dim=1)[index]
+        rows = [rows[j] for j in keep]
+        for p in processors:
+            if hasattr(p, "keep_rows"):
+                p.keep_rows(keep)
+    return new
 
 
 def _check_args(n: int, max_new_tokens: int, temperature: float, batch_size: int, seeds: list[int] | None,

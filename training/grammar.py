@@ -126,6 +126,16 @@ class GrammarMask(LogitsProcessor):
         self.steps = 0
         self.left_alone: set[int] = set()
 
+    def keep_rows(self, keep: list[int]) -> None:
+        """Only these rows (by batch position) go on decoding (training/generate.py `_decode`): their matchers, in
+        that order, each still waiting to accept its row's last token."""
+        where = {old: new for new, old in enumerate(keep)}
+        self.rows = [where[r] for r in self.rows if r in where]
+        self.matchers = {where[r]: m for r, m in self.matchers.items() if r in where}
+        self.left_alone = {where[r] for r in self.left_alone if r in where}
+        if self.bitmask is not None:
+            self.bitmask = self.bitmask[: len(keep)].contiguous()
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         if not self.rows:
             return scores
