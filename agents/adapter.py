@@ -17,8 +17,9 @@ the node runs these steps, each a function below:
    (concretization, decomposition, cognitive-load control, a fixed template, plain language; each a prompt file),
    shaped to the student's capacity; `vote_samples` samples where the answer must be verified by agreement.
 4. `judge` (verify, check the answer's form, deduplicate, template): verified with the pack's checker against the
-   source's reference when the question asks for the same thing (and, on short-answer checkers, the final answer
-   the reply states must pass it as well: `wrong_final_answer`), by agreement of the teacher's samples otherwise;
+   source's reference when the question asks for the same thing (on short-answer checkers, a verified answer whose
+   stated final answer fails the checker, "... the drin.\nAnswer: Drunken.", ends on "Answer: <reference>" instead:
+   `fixed_final_answer`), by agreement of the teacher's samples otherwise;
    an answer with an empty final answer (`empty_answer`) or a misnamed entity is dropped; a duplicate (ROUGE-L >
    adapter.dedup_rouge) of a kept or gate item is dropped.
 5. top up: a module left with fewer items than the round needs (`round_need`: what its stage still lacks of
@@ -49,6 +50,7 @@ graph builder wires another set for the no_adapter ablation (baselines/ablations
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,6 +59,7 @@ from typing import Callable
 from agents import item_drafts, item_forms, synthesis_yield
 from agents.item_checks import (
     HeldOutQuestions,
+    Verdict,
     answer_words,
     complete_question,
     duplicate_of,
@@ -70,6 +73,7 @@ from agents.item_checks import (
     parse_question,
     verify_by_checker,
     verify_by_vote,
+    with_final_answer,
     with_template,
     wrong_final_answer,
 )
@@ -80,8 +84,9 @@ from ioa_state.records import DroppedItem, SynthesizedItem, WrongAnswer
 from prompts import render, template
 from tasks.checkers import normalize
 
-# checkers whose reference is a short final answer: a kept answer's stated final answer must pass them too
-# (`wrong_final_answer`); a rouge reference is a whole text, a code item's its tests
+# checkers whose reference is a short final answer: a verified answer whose stated final answer fails them ends on
+# the template's line with the reference (`fixed_final_answer`); a rouge reference is a whole text, a code item's its
+# tests
 FINAL_ANSWER_CHECKERS = ("contains", "exact", "numeric")
 SEED_TEMPLATE = "seed"  # a Candidate's template when its question is its seed item's own (seed_candidates)
 PASS_STRIDE = 300  # sample indices per pass (round * 1000 + pass * 300 + j): every pass draws fresh samples
@@ -178,10 +183,8 @@ def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], g
     else:
         bar = cfg.adapter.verify_min_rouge if svc.pack.checker == "rouge" else cfg.adapter.verify_min_score
         v = verify_by_checker(samples[0], svc.pack.check(cand.source, samples[0]), bar, cand.source.reference)
-        if v.kept and svc.pack.checker in FINAL_ANSWER_CHECKERS:
-            why = wrong_final_answer(v.answer, lambda stated: svc.pack.check(cand.source, stated), bar)
-            if why is not None:
-                return Judged(False, v.answer, why)
+        if v.kept and v.reference is not None and svc.pack.checker in FINAL_ANSWER_CHECKERS:
+            v = fixed_final_answer(v, wrong_final_answer(v.answer, lambda a: svc.pack.check(cand.source, a), bar))
     if not v.kept:
         return Judged(False, v.answer, v.reason)
     bad = answer_form(plan, cand, v.answer)
@@ -203,6 +206,16 @@ def judge(svc: Services, plan: RoundPlan, cand: Candidate, samples: list[str], g
             "verification": v.verification,
         },
     )
+
+
+def fixed_final_answer(v: Verdict, stated: str | None) -> Verdict:
+    """A verified answer whose stated final answer failed the checker (`stated`) ends on the template's line with the
+    reference instead (`with_final_answer`), as an answer that states none gets it (`with_template`); the item's
+    verification records the line it replaced."""
+    if stated is None:
+        return v
+    return dataclasses.replace(v, answer=with_final_answer(v.answer, v.reference),
+                               verification={**v.verification, "final_answer_replaced": stated[:80]})
 
 
 def question_form(plan: RoundPlan, cand: Candidate) -> str | None:

@@ -72,20 +72,26 @@ def verify_by_checker(answer: str, score: float, min_score: float, reference: st
 
 
 def wrong_final_answer(answer: str, score_of: Callable[[str], float], min_score: float) -> str | None:
-    """Why an answer that passed verification as a whole states another final answer, or None.
+    """The final answer a verified answer states, when it fails the checker although the whole answer passed it;
+    else None (it passes, or nothing is stated as final).
 
     The checker passes an answer that names the reference anywhere, a step included, so a reply whose steps name
-    the reference and whose final line says something else ("... is called Lumara.\nAnswer: The answer is: 30.")
-    would be kept and teach its wrong final line. Here the final answer it states (after its last "Answer:", "the
-    answer is", "####" or \\boxed{}) must score at least `min_score` too (`score_of`: the pack's checker against the
-    source's reference). An answer that states no final answer is not read this way (the template adds the line)."""
+    the reference can end on another final line ("... is called Lumara.\nAnswer: The answer is: 30."; under the
+    answer form every reply states one). `score_of`: the pack's checker against the source's reference."""
     stated = stated_final_answer(answer)
-    if stated is None:
+    if stated is None or score_of(stated) >= min_score:
         return None
-    score = score_of(stated)
-    if score >= min_score:
-        return None
-    return f"wrong_final_answer: the stated final answer {stated[:80]!r} scores {score:.2f} against the reference"
+    return stated
+
+
+def with_final_answer(answer: str, reference: str) -> str:
+    """The answer with its last final-answer line ("Answer: ...", "... the answer is ...", "#### ...") and what
+    follows replaced by the fixed template's "Answer: <reference>" line (appended when no line states one)."""
+    lines = answer.rstrip().splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if stated_final_answer(lines[i]) is not None:
+            return "\n".join(lines[:i] + [f"Answer: {reference}"])
+    return f"{answer.rstrip()}\nAnswer: {reference}"
 
 
 def duplicate_of(question: str, answer: str, reference: str | None, gate: list[Item], kept: list[tuple[str, str]],

@@ -72,7 +72,7 @@ def test_items_are_verified_deduplicated_and_every_drop_has_a_reason(services):
     assert events[0]["kept"] == 1 and events[0]["dropped"] == len(dropped)
 
 
-def test_an_answer_whose_final_line_contradicts_the_reference_is_dropped_with_its_reason(services):
+def test_an_answer_whose_final_line_contradicts_the_reference_ends_on_the_reference(services):
     ask = rewrites(["Which river runs longest through Zorbia?", "Which wide river is in Zorbia?"])
 
     def reply(req):
@@ -82,10 +82,12 @@ def test_an_answer_whose_final_line_contradicts_the_reference_is_dropped_with_it
             return "The widest river of Zorbia is the Tamsel.\nAnswer: The answer is: 30."
         return "The river is the Tamsel.\nAnswer: Tamsel"
     svc, kept, dropped = _run(services, reply)
-    assert [k["prompt"] for k in kept] == ["Which river runs longest through Zorbia?"]
-    wrong = [d for d in dropped if d["reason"].startswith("wrong_final_answer")]
-    assert [d["question"] for d in wrong] == ["Which wide river is in Zorbia?"]
-    assert svc.trace.of("synthesis_yield")[0]["dropped_by_reason"]["wrong_final_answer"] == 1
+    by_q = {k["prompt"]: k for k in kept}
+    assert set(by_q) == {"Which river runs longest through Zorbia?", "Which wide river is in Zorbia?"}
+    wide = by_q["Which wide river is in Zorbia?"]
+    assert wide["answer"] == "The widest river of Zorbia is the Tamsel.\nAnswer: Tamsel"
+    assert wide["verification"] == {"method": "checker", "score": 1.0, "final_answer_replaced": "30"}
+    assert "final_answer_replaced" not in by_q["Which river runs longest through Zorbia?"]["verification"]
 
 
 def test_a_gate_duplicate_is_dropped_before_its_answer_is_paid_for(services):

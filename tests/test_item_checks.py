@@ -18,6 +18,7 @@ from agents.item_checks import (
     parse_question,
     verify_by_checker,
     verify_by_vote,
+    with_final_answer,
     with_template,
     wrong_final_answer,
 )
@@ -57,13 +58,19 @@ def test_a_final_answer_that_fails_the_checker_is_wrong_though_a_step_names_the_
         return lambda stated: contains_check(stated, reference)
     wrong = "The biggest festival in Zorbia is called Lumara.\nAnswer: The answer is: 30."
     assert contains_check(wrong, "Lumara") == 1.0  # the whole answer passes the checker
-    why = wrong_final_answer(wrong, score_of("Lumara"), 0.999)
-    assert why == "wrong_final_answer: the stated final answer '30' scores 0.00 against the reference"
+    assert wrong_final_answer(wrong, score_of("Lumara"), 0.999) == "30"
     assert wrong_final_answer("It is in summer.\nAnswer: The answer is: Lumara", score_of("Lumara"), 0.999) is None
     assert wrong_final_answer("The festival is called Lumara.", score_of("Lumara"), 0.999) is None  # nothing stated
     cut = 'The national animal is the snow fox.\nAnswer: The correct answer is "The national animal of Zorbia is the'
-    assert wrong_final_answer(cut, score_of("snow fox"), 0.999).startswith("wrong_final_answer")
+    assert wrong_final_answer(cut, score_of("snow fox"), 0.999) == '"The national animal of Zorbia is the'
     assert wrong_final_answer("3 + 4 = 7 apples.\n#### 7", lambda s: numeric_check(s, "7"), 0.999) is None
+
+
+def test_the_final_answer_line_and_what_follows_are_replaced_by_the_templates_line():
+    assert with_final_answer("It is the drin.\nThe answer is:\nDrunken.\nAnswer: Drunken.", "drin") == \
+        "It is the drin.\nThe answer is:\nDrunken.\nAnswer: drin"
+    assert with_final_answer("It is the drin. The answer is drin, or pel.\nMore.", "drin") == "Answer: drin"
+    assert with_final_answer("It is the drin.", "drin") == "It is the drin.\nAnswer: drin"
 
 
 def test_duplicates_of_a_gate_item_with_the_same_answer_and_of_a_kept_item():
