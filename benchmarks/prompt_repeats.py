@@ -7,7 +7,8 @@ prompt (`sample_index` differs). Each such call pays its input tokens again. An 
 request (OpenAI's chat completions, vLLM's server) bills a prompt once for all its samples, and an in-process teacher
 could compute its prefill once, so the repeats' input tokens are what sending samples together would save. Printed per
 run and per (role, step): paid calls, repeats, the repeats' input tokens, and their share of every paid token.
-Cached calls (`cached: true`) cost nothing and are left out.
+Cached calls (`cached: true`) cost nothing and are left out. The trace is read through agents.tracing.read_lines, the
+project's one reader of trace.jsonl (a line cut by a kill is skipped), so a live or killed run can be read too.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agents.tracing import read_lines  # noqa: E402
 
 
 @dataclass
@@ -34,7 +38,7 @@ class Repeats:
 
 
 def repeats(events: list[dict]) -> Repeats:
-    """The repeats among the paid `teacher_call` events, in order, keyed by (role, step)."""
+    """The repeats among the paid `teacher_call` events, in order, counted per "role/step"."""
     out, seen = Repeats(), set()
     for e in events:
         if e.get("event") != "teacher_call" or e.get("cached") or e.get("error"):
@@ -59,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prompt_repeats: no trace.jsonl in {', '.join(missing)}", file=sys.stderr)
         return 2
     for run in args.runs:
-        lines = (run / "trace.jsonl").read_text().splitlines()
-        r = repeats([json.loads(line) for line in lines if line.strip()])
+        r = repeats(list(read_lines(run / "trace.jsonl")))
         print(f"{run}: {r.paid_tokens} paid teacher tokens; repeated prompts paid "
               f"{sum(r.repeat_input_tokens.values())} input tokens again ({r.share:.1%})")
         for where in sorted(r.calls):
