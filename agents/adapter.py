@@ -393,7 +393,7 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo_sl
         reqs.append(TeacherRequest(
             messages=sys_msg + [{"role": "user", "content": p.text}], temperature=cfg.teacher.temperature,
             max_tokens=cfg.teacher.question_max_tokens, sample_index=s.sample_index, role="adapter", form=form,
-            tag={"module": s.module, "item": s.source.id, "template": p.template, "step": "question", **plan.where}))
+            share_prompt=True, tag={"module": s.module, "item": s.source.id, "template": p.template, "step": "question", **plan.where}))
         tmpls.append(p.template)
     candidates, dropped = [], []
     for s, tmpl, rep in zip(todo_slots, tmpls, svc.teacher.ask(reqs)):
@@ -427,7 +427,7 @@ def draft_items(state: LearnerState, svc: Services, plan: RoundPlan, todo: list[
         reqs.append(TeacherRequest(
             messages=[{"role": "system", "content": system.text}, {"role": "user", "content": p.text}],
             temperature=cfg.teacher.temperature, max_tokens=item_drafts.ITEM_MAX_TOKENS,
-            sample_index=s.sample_index, role="adapter",
+            sample_index=s.sample_index, role="adapter", share_prompt=True,
             tag={"module": s.module, "item": s.source.id, "template": p.template, "step": "item", **plan.where}))
         tmpls.append(p.template)
     candidates, dropped = [], []
@@ -513,7 +513,7 @@ def answer_candidates(state: LearnerState, svc: Services, plan: RoundPlan, candi
             reqs.append(TeacherRequest(
                 messages=[{"role": "system", "content": solve.text}, {"role": "user", "content": c.question}],
                 temperature=0.0 if n == 1 else cfg.teacher.temperature,
-                max_tokens=max_tokens, sample_index=s, role="adapter", form=form,
+                max_tokens=max_tokens, sample_index=s, role="adapter", form=form, share_prompt=n > 1,
                 tag={"module": c.module, "item": c.source.id, "template": "solve", "step": "answer", **plan.where}))
             index.append(ci)
     answers: list[list[str]] = [[] if c.drafted is None else [c.drafted] for c in candidates]

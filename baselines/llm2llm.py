@@ -68,6 +68,7 @@ class _Augmenter(_Writer):
                              temperature=self.cfg.teacher.temperature, max_tokens=self.cfg.teacher.question_max_tokens,
                              form=question_call_form(self.cfg),
                              sample_index=self.cfg.seed * SEED_STRIDE + round_no * 1000 + j, role=ROLE,
+                             share_prompt=True,
                              tag={"item": src.id, "template": p.template, "step": "question", "baseline": "llm2llm",
                                   "round": round_no})
         return src, req, p.template

@@ -116,7 +116,7 @@ class _Writer:
         req = TeacherRequest(messages=self.question_sys(src.prompt) + [{"role": "user", "content": p.text}],
                              temperature=self.cfg.teacher.temperature, max_tokens=self.cfg.teacher.question_max_tokens,
                              form=item_forms.question_call_form(self.cfg),
-                             sample_index=self.cfg.seed * SEED_STRIDE + r, role=ROLE,
+                             sample_index=self.cfg.seed * SEED_STRIDE + r, role=ROLE, share_prompt=True,
                              tag={"item": src.id, "template": p.template, "step": "question", "baseline": "oneshot",
                                   "round": r})
         return src, req, p.template

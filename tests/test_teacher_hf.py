@@ -38,9 +38,9 @@ def stub_training(monkeypatch):
         return f"model:{source}", "tokenizer"
 
     def generate(model, tokenizer, conversations, *, max_new_tokens, temperature=0.0, seeds=None, batch_size=16,
-                 stop=None):
+                 stop=None, shared=None):
         calls.append({"n": len(conversations), "temperature": temperature, "max_new_tokens": max_new_tokens,
-                      "seeds": list(seeds), "batch_size": batch_size})
+                      "seeds": list(seeds), "batch_size": batch_size, "shared": shared})
         out = []
         for conv, seed in zip(conversations, seeds):
             last = conv[-1]["content"]
@@ -93,6 +93,30 @@ def test_teacher_hf_runs_one_batched_call_per_group_and_samples_differ(stub_trai
     assert len(calls) == 2 and all(r.cached for r in again)
     fresh = Teacher(TeacherConfig(spec="hf:stub"), tmp_path / "other")  # seeds come from the key: reproducible
     assert [r.text for r in fresh.ask(reqs[:4])] == samples
+
+
+def test_samples_of_one_prompt_are_generated_and_charged_as_one_prompt(stub_training, tmp_path):
+    """share_prompt: the samples of one prompt in a batch reach generate marked `shared`; the prompt's tokens are
+    charged to the first sample only (the stub counts a prompt's words as its tokens), the others' tokens_in is 0 and
+    their trace events say so; a request without the mark pays its prompt; a later batch pays the prompt again (its
+    samples are computed again), and a cache hit costs what it cost when paid."""
+    calls, _ = stub_training
+    events: list[dict] = []
+    t = Teacher(TeacherConfig(spec="hf:stub"), tmp_path, trace=events.append)
+    ask = "write one new question now"  # 5 tokens for the stub
+    reqs = [TeacherRequest(_user(ask), 0.7, 16, sample_index=k, share_prompt=True) for k in range(4)]
+    reqs += [TeacherRequest(_user("another prompt"), 0.7, 16, sample_index=0, share_prompt=True),
+             TeacherRequest(_user(ask), 0.7, 16, sample_index=9)]
+    out = t.ask(reqs)
+    assert calls[-1]["shared"] == [True, True, True, True, True, False]
+    assert [r.tokens_in for r in out] == [5, 0, 0, 0, 2, 5]
+    assert t.usage["adapter"].tokens_in == 12 and t.usage["adapter"].tokens_out == 18
+    assert t.spent_tokens == 30
+    assert [e.get("shared_prompt", False) for e in events] == [False, True, True, True, False, False]
+    later = t.ask([TeacherRequest(_user(ask), 0.7, 16, sample_index=k, share_prompt=True) for k in (4, 5)])
+    assert [r.tokens_in for r in later] == [5, 0]
+    again = t.ask(reqs[:2])
+    assert all(r.cached for r in again) and [r.tokens_in for r in again] == [5, 0] and t.spent_tokens == 41
 
 
 def test_teacher_hf_structured_text_mode_with_reask(stub_training, tmp_path, monkeypatch):

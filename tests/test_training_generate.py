@@ -155,3 +155,31 @@ def test_rows_whose_reply_ended_leave_the_batch_and_the_others_keep_their_replie
     assert retiring == whole
     assert [g.finished for g in whole] == [True] * 4 + [False, True]  # the forms end; the free row runs to 24
     assert rows == [6, 3, 1, 1, 1, 1]  # 24 tokens in segments of 4: three rows ended in the first, two in the second
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_samples_of_one_prompt_share_one_prefill_and_keep_their_replies(model_tok, temperature, monkeypatch):
+    """Rows marked `shared` (samples of one prompt) take their whole prompt but its last token as their prefix: one
+    prefill per distinct prompt, however many samples it has, and each sample is the one it gets without the mark,
+    alone or in a batch."""
+    import training.generate as gen
+
+    model, tok = model_tok
+    convs = [SYS_CONVS[1]] * 4 + [CONVS[2]] * 3 + [CONVS[0]]
+    seeds = [21 + i for i in range(len(convs))]
+    marks = [True] * 7 + [False]
+    prefills, real = [], gen._prefix_cache
+    monkeypatch.setattr(gen, "_prefix_cache", lambda m, prefix, d: (prefills.append(len(prefix)), real(m, prefix, d))[1])
+    shared = generate(model, tok, convs, max_new_tokens=12, temperature=temperature, seeds=seeds, shared=marks)
+    lengths = [len(tok.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True)
+                   ["input_ids"]) for c in (SYS_CONVS[1], CONVS[2])]
+    assert sorted(prefills)[-2:] == sorted(n - 1 for n in lengths) and len(prefills) == 3  # + CONVS[0]'s template
+    plain = generate(model, tok, convs, max_new_tokens=12, temperature=temperature, seeds=seeds, prefix_cache=False)
+    alone = [generate(model, tok, [c], max_new_tokens=12, temperature=temperature, seeds=[s], shared=[m])[0]
+             for c, s, m in zip(convs, seeds, marks)]
+    assert shared == plain == alone
+    assert [g.tokens_in for g in shared[:4]] == [lengths[0]] * 4  # a row still reports its whole prompt
+    if temperature > 0:
+        assert len({g.text for g in shared[:4]}) > 1  # samples of one prompt differ
+    with pytest.raises(ValueError, match="shared marks"):
+        generate(model, tok, convs, max_new_tokens=4, shared=[True])

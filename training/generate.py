@@ -18,6 +18,11 @@ passages gives each question its own) share a batch: each row's prefix cache is 
 decode step of 11 rows costs about twice one of a single row, not eleven times). The split depends on a row's own
 conversation only, so a row's reply still does not depend on its batch; `prefix_cache=False` turns it off.
 
+**Samples of one prompt.** A row marked `shared[i]` (one of several samples of its prompt: the Adapter's question
+calls write `samples_per_seed` rewrites of each seed) takes its whole prompt but the last token as its prefix, so the
+samples of one prompt in a call share one prefill and each runs a single token of its own before decoding (the
+split depends on the row's own conversation and mark, so its reply still does not depend on its batch).
+
 **Finished rows leave the batch.** `generate` decodes SEGMENT new tokens per call (`_decode`); after each call the
 rows whose reply ended (end of turn, a stop string) are dropped from the batch and its cache, and the others go on
 from where they were (same cache, sampler generator and grammar matcher), so a batch no longer decodes its finished
@@ -157,6 +162,14 @@ def prompt_prefix_len(tokenizer, conversation: list[dict], text: str, ids: list[
     return n
 
 
+def _prefix_len(tokenizer, conversation: list[dict], text: str, ids: list[int], whole: bool) -> int:
+    """A row's prefix: its whole prompt but the last token when it is one of several samples of that prompt
+    (`whole`), else the part it shares with every conversation that has its system message (`prompt_prefix_len`)."""
+    if whole and len(ids) > MIN_PREFIX_TOKENS:
+        return len(ids) - 1
+    return prompt_prefix_len(tokenizer, conversation, text, ids)
+
+
 def _cache_kwarg(model) -> str:
     """The name under which this transformers version takes a KV cache (`cache` from 5.2x, `past_key_values` before)."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -208,16 +221,18 @@ def _merged_cache(row_caches: list, width: int):
 def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_tokens: int, temperature: float = 0.0,
              seeds: list[int] | None = None, batch_size: int = 16, stop: list[str] | None = None,
              prefix_cache: bool = True, on_batch: Callable[[int, int, int], None] | None = None,
-             constraints: list | None = None) -> list[Generation]:
+             constraints: list | None = None, shared: list[bool] | None = None) -> list[Generation]:
     """Reply to each conversation (lists of `{"role", "content"}` messages); results come in input order.
 
     `seeds[i]` seeds row i's sampler when `temperature > 0` (default: its index). `stop` strings end a reply early
     and are cut from its text. `prefix_cache` computes a shared prompt prefix once (see the module docstring).
     `on_batch(done_rows, total_rows, new_tokens)` is called after every batch (a caller's progress bar).
     `constraints[i]` constrains row i to that JSON schema or Regex form (None: unconstrained; see the module
-    docstring)."""
+    docstring). `shared[i]` marks row i as one of several samples of its prompt (its whole prompt is its prefix)."""
     n = len(conversations)
     seeds = _check_args(n, max_new_tokens, temperature, batch_size, seeds, constraints)
+    if shared is not None and len(shared) != n:
+        raise ValueError(f"got {len(shared)} shared marks for {n} conversations")
     if n == 0:
         return []
     stops = [s for s in (stop or []) if s]
@@ -228,8 +243,8 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     grammars = _grammars(model, tokenizer, constraints, eos_ids)
     texts = [render_prompt(tokenizer, c) for c in conversations]
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    prefixes = [tuple(ids[:prompt_prefix_len(tokenizer, c, t, ids) if prefix_cache else 0])
-                for c, t, ids in zip(conversations, texts, encoded)]
+    prefixes = [tuple(ids[:_prefix_len(tokenizer, c, t, ids, bool(shared and shared[i])) if prefix_cache else 0])
+                for i, (c, t, ids) in enumerate(zip(conversations, texts, encoded))]
     gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
                                pad_token_id=pad_id, eos_token_id=eos_ids)
     results: list[Generation | None] = [None] * n

@@ -27,6 +27,11 @@ What it guarantees:
   for in-process teachers), else the schema in the prompt and a tolerant parser; up to `max_reasks` re-asks that
   show the parse error (none for a grammar reply cut at max_tokens); a value that still fails is None with `error`
   set, never silently replaced.
+- Shared prompts (`TeacherRequest.share_prompt`, the samples of one prompt): on an in-process teacher the samples
+  of one prompt in a batch are generated over one computation of the prompt (training/generate.py) and the prompt's
+  tokens are charged to the first of them that succeeds, the others' `tokens_in` 0 (their trace events say
+  `shared_prompt`), as an API bills the prompt of an `n`-choice request once; their budget reservations hold their
+  max_tokens only. Remote teachers are sent (and charged) one request per sample.
 - Free-text forms (`TeacherRequest.form`, a regex): an in-process teacher generates the plain reply under it (its
   grammar; the form is part of the cache key there); a remote one gets the prompt alone and the same cache key.
 - Accounting per role (`usage`, the state's `Usage`) and per backend spec (`usage_by_backend`), with dollar costs
@@ -100,6 +105,7 @@ class _Call:
     key: str
     est_tokens: int
     form: str | None = None  # the regex this backend generates the reply under (in-process teachers), else None
+    prompt_key: str | None = None  # the prompt's key without its sample (share_prompt on an in-process teacher)
 
 
 @dataclass
@@ -275,7 +281,9 @@ class Teacher:
         key = cache_key(backend, model, params, messages, req.sample_index)
         chars = sum(len(m["content"]) for m in messages) + len(str(params.get("schema", "")))
         est = math.ceil(chars / 3) + int(req.max_tokens)
-        return _Call(req, spec, backend, model, mode, schema, history, messages, key, est, form)
+        prompt_key = (cache_key(backend, model, params, messages, -1)
+                      if req.share_prompt and backend in LOCAL_BACKENDS else None)
+        return _Call(req, spec, backend, model, mode, schema, history, messages, key, est, form, prompt_key)
 
     def _runnable(self, c: _Call) -> Runnable:
         k = (c.spec, c.request.temperature, c.request.max_tokens, c.mode, c.schema)
@@ -391,17 +399,23 @@ class Teacher:
         issued: list[int] = []
         same_as: dict[int, int] = {}  # identical requests in one batch are paid once, the copies served from it
         first: dict[str, int] = {}
+        prompts: set[str] = set()  # shared prompts a call of this batch already reserved for
         skipped = 0
         for i, c in enumerate(calls):
             hit = self._from_cache(c)
             if hit is not None:
                 replies[i] = hit
                 tick(hit)
-            elif c.key in first:
+                continue
+            if c.prompt_key in prompts:
+                c.est_tokens = int(c.request.max_tokens)  # its prompt is charged to another sample of the batch
+            if c.key in first:
                 same_as[i] = first[c.key]
             elif self.accounts.reserve(c.est_tokens):
                 first[c.key] = i
                 issued.append(i)
+                if c.prompt_key:
+                    prompts.add(c.prompt_key)
             else:
                 skipped += 1
                 if self._settling:
@@ -469,6 +483,7 @@ class Teacher:
         chat = self.chat_model(spec)
         configs = [{"configurable": {"seed": int(c.key[:8], 16), "temperature": float(c.request.temperature),
                                      "max_tokens": int(c.request.max_tokens),
+                                     **({"share_prompt": True} if c.prompt_key else {}),
                                      **({"json_schema": so.schema_json(c.schema)} if c.mode == so.GRAMMAR else {}),
                                      **({"regex": c.form} if c.form else {})}}
                    for c in calls]
@@ -480,6 +495,7 @@ class Teacher:
             outs = [e] * len(calls)
         latency = time.monotonic() - t0
         replies = []
+        charged: set[str] = set()  # shared prompts whose tokens a reply of this batch already paid
         for c, out in zip(calls, outs):
             if isinstance(out, TeacherConfigError):
                 batch.fail(out)
@@ -488,7 +504,10 @@ class Teacher:
                 continue
             text, msg = so.message_text(out)
             tin, tout = self._token_counts(c, text, msg)
-            replies.append(self._finish_success(c, text, tin, tout, 0, latency))
+            shared = c.prompt_key is not None and c.prompt_key in charged
+            if c.prompt_key is not None:
+                charged.add(c.prompt_key)
+            replies.append(self._finish_success(c, text, 0 if shared else tin, tout, 0, latency, shared))
         return replies
 
     def _run_remote(self, c: _Call, batch: _Batch) -> TeacherReply:
@@ -581,13 +600,14 @@ class Teacher:
         return self.redactor.text(msg[:_ERROR_CHARS]) or ""
 
     # -- finishing calls ---------------------------------------------------------------------------------------
-    def _finish_success(self, c: _Call, text: str, tin: int, tout: int, retries: int, latency: float) -> TeacherReply:
+    def _finish_success(self, c: _Call, text: str, tin: int, tout: int, retries: int, latency: float,
+                        shared_prompt: bool = False) -> TeacherReply:
         self.cache.put(c.key, text, tin, tout, backend=c.backend, model=c.model, payer=self.payer,
                        role=c.request.role)  # committed before we return
         self.accounts.release(c.est_tokens)
         self.accounts.record_call(c.request.role, c.spec, c.backend, c.model, tin, tout, retries, failed=False)
         reply = TeacherReply(text, tin, tout, False, retries, latency, None)
-        self._emit(c, reply)
+        self._emit(c, reply, shared_prompt)
         return reply
 
     def _finish_failure(self, c: _Call, error: str, latency: float, retries: int, sent: bool = True) -> TeacherReply:
@@ -598,7 +618,7 @@ class Teacher:
         self._emit(c, reply)
         return reply
 
-    def _emit(self, c: _Call, reply: TeacherReply) -> None:
+    def _emit(self, c: _Call, reply: TeacherReply, shared_prompt: bool = False) -> None:
         if self.trace is None:
             return
         event: dict[str, Any] = {
@@ -608,6 +628,8 @@ class Teacher:
             "retries": reply.retries, "error": reply.error, "sample_index": c.request.sample_index,
             "structured": None if c.mode == "plain" else c.mode,
         }
+        if shared_prompt:
+            event["shared_prompt"] = True  # its prompt was charged to another sample of its batch
         for k, v in c.request.tag.items():
             event[f"tag_{k}" if k in event else k] = v
         self._trace_event(event)

@@ -4,7 +4,8 @@ The model is loaded lazily, once per process and source, through `training.loadi
 id, a local directory, or `smollm2` for the packaged SmolLM2-135M-Instruct), and generation goes through
 `training.generate.generate`, which samples each row with its own seed (a row's sample does not depend on its
 batch). `batch()` runs true batched generation (see `LocalBatchedChatModel`), `batch_size` rows at a time. A request's
-`json_schema` (or `regex` form) is enforced by xgrammar during generation (training/grammar.py), row by row.
+`json_schema` (or `regex` form) is enforced by xgrammar during generation (training/grammar.py), row by row; the
+samples of one prompt (`share_prompt`) are generated over one computation of that prompt (`generate`'s `shared`).
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class LocalHFChatModel(LocalBatchedChatModel):
 
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
                    seeds: list[int], stop: list[str] | None,
-                   constraints: list | None = None,
+                   constraints: list | None = None, shared: list[bool] | None = None,
                    on_rows=None) -> list[tuple[str, int, int, bool]]:
         from training.generate import generate
 
@@ -71,5 +72,6 @@ class LocalHFChatModel(LocalBatchedChatModel):
             gens = generate(model, tokenizer, conversations, max_new_tokens=max_tokens, temperature=temperature,
                             seeds=seeds, batch_size=self.batch_size, stop=stop,
                             **({"on_batch": on_batch} if on_rows is not None else {}),
-                            **({"constraints": constraints} if constraints and any(constraints) else {}))
+                            **({"constraints": constraints} if constraints and any(constraints) else {}),
+                            **({"shared": shared} if shared and any(shared) else {}))
         return [(g.text, int(g.tokens_in), int(g.tokens_out), bool(getattr(g, "finished", True))) for g in gens]

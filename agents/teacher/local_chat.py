@@ -7,7 +7,8 @@ each group goes to `_run_group` at once. Per-request parameters come from each r
 A request without a seed gets one derived from the conversation and the model's `seed`, so its sample never depends
 on what else is in the batch. `{"configurable": {"json_schema": {...}}}` constrains that request's reply to the
 schema, `{"configurable": {"regex": "..."}}` to text matching that form (the backend's grammar); requests with
-different constraints, or none, still share a group. Replies are
+different constraints, or none, still share a group. `{"configurable": {"share_prompt": True}}` marks a request as
+one of several samples of its prompt: the backend may compute that prompt once for all of them (`shared`). Replies are
 `AIMessage`s with `usage_metadata` (input/output/total tokens) and `response_metadata["finish_reason"]`: "stop", or
 "length" when the reply was cut at max_tokens.
 """
@@ -68,9 +69,10 @@ class LocalBatchedChatModel(BaseChatModel):
     @abstractmethod
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
                    seeds: list[int], stop: list[str] | None,
-                   constraints: list | None = None) -> list[tuple]:
+                   constraints: list | None = None, shared: list[bool] | None = None) -> list[tuple]:
         """Generate one reply per conversation: (text, tokens_in, tokens_out[, finished]); `constraints[i]`, when
-        given, constrains reply i to that JSON schema (a dict) or form (a training.grammar.Regex)."""
+        given, constrains reply i to that JSON schema (a dict) or form (a training.grammar.Regex); `shared[i]`, when
+        given, says that conversation i is one of several samples of its prompt."""
 
     def _params(self, overrides: dict[str, Any]) -> dict[str, Any]:
         p = {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": None, "stop": None}
@@ -114,6 +116,7 @@ class LocalBatchedChatModel(BaseChatModel):
         results: list[Any] = [None] * len(inputs)
         groups: dict[tuple, list[tuple[int, list[dict], int]]] = {}
         constraints: dict[int, Any] = {}
+        shared: dict[int, bool] = {}
         for i, (inp, cfg) in enumerate(zip(inputs, configs)):
             try:
                 conv = to_dicts(self._convert_input(inp).to_messages())
@@ -121,6 +124,7 @@ class LocalBatchedChatModel(BaseChatModel):
                 seed = p["seed"] if p["seed"] is not None else stable_seed(conv, self.seed)
                 gkey = (float(p["temperature"]), int(p["max_tokens"]), tuple(p["stop"] or ()))
                 constraints[i] = constraint(cfg.get("configurable") or {})
+                shared[i] = bool((cfg.get("configurable") or {}).get("share_prompt"))
             except Exception as e:
                 if not return_exceptions:
                     raise
@@ -132,6 +136,8 @@ class LocalBatchedChatModel(BaseChatModel):
                 outs = self._run_group([c for _, c, _ in members], temperature=temperature, max_tokens=max_tokens,
                                        seeds=[s for _, _, s in members], stop=list(stop) or None,
                                        constraints=[constraints.get(i) for i, _, _ in members],
+                                       **({"shared": [shared.get(i, False) for i, _, _ in members]}
+                                          if any(shared.get(i) for i, _, _ in members) else {}),
                                        **({"on_rows": on_rows} if on_rows is not None else {}))
                 if len(outs) != len(members):
                     raise RuntimeError(f"generation returned {len(outs)} replies for {len(members)} requests")

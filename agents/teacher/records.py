@@ -15,6 +15,9 @@ class TeacherRequest:
     (it selects a per-role spec override and the usage bucket); `tag` is copied into the trace event. `form`, a
     regular expression the whole reply should match, is enforced by in-process teachers (their grammar: the reply
     cannot leave it, and it is part of the cache key there) and ignored by remote ones (the caller parses anyway).
+    `share_prompt` marks one of several samples of one prompt: an in-process teacher computes that prompt's key/value
+    cache once for every sample of it in a batch (training/generate.py), and the prompt's tokens are charged once per
+    batch, as an API bills the prompt of an `n`-choice request once (agents/teacher/client.py).
     """
 
     messages: list[dict]
@@ -24,6 +27,7 @@ class TeacherRequest:
     role: str = "adapter"
     tag: dict[str, Any] = field(default_factory=dict)
     form: str | None = None
+    share_prompt: bool = False
 
 
 @dataclass(frozen=True)

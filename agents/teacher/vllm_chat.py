@@ -43,8 +43,9 @@ class LocalVLLMChatModel(LocalBatchedChatModel):
 
     def _run_group(self, conversations: list[list[dict]], *, temperature: float, max_tokens: int,
                    seeds: list[int], stop: list[str] | None,
-                   constraints: list | None = None,
+                   constraints: list | None = None, shared: list[bool] | None = None,
                    on_rows=None) -> list[tuple[str, int, int, bool]]:  # vLLM schedules rows itself: no progress
+        # `shared` needs nothing here: vLLM's prefix caching computes a prompt's blocks once for its samples
         from vllm import SamplingParams
 
         llm = self.engine()
