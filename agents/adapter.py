@@ -393,7 +393,8 @@ def write_questions(state: LearnerState, svc: Services, plan: RoundPlan, todo_sl
         reqs.append(TeacherRequest(
             messages=sys_msg + [{"role": "user", "content": p.text}], temperature=cfg.teacher.temperature,
             max_tokens=cfg.teacher.question_max_tokens, sample_index=s.sample_index, role="adapter", form=form,
-            share_prompt=True, tag={"module": s.module, "item": s.source.id, "template": p.template, "step": "question", **plan.where}))
+            share_prompt=True,
+            tag={"module": s.module, "item": s.source.id, "template": p.template, "step": "question", **plan.where}))
         tmpls.append(p.template)
     candidates, dropped = [], []
     for s, tmpl, rep in zip(todo_slots, tmpls, svc.teacher.ask(reqs)):
