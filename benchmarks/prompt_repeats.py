@@ -7,7 +7,10 @@ prompt (`sample_index` differs). Each such call pays its input tokens again. An 
 request (OpenAI's chat completions, vLLM's server) bills a prompt once for all its samples, and an in-process teacher
 could compute its prefill once, so the repeats' input tokens are what sending samples together would save. Printed per
 run and per (role, step): paid calls, repeats, the repeats' input tokens, and their share of every paid token.
-Cached calls (`cached: true`) cost nothing and are left out. The trace is read through agents.tracing.read_lines, the
+Cached calls (`cached: true`) cost nothing and are left out. Since commit a739ff1 the samples of one prompt in a
+batch share it (`TeacherRequest.share_prompt`: one prefill on an in-process teacher, the prompt charged to the first
+sample, the others' `tokens_in` 0), so what this still finds is a prompt whose samples were split across batches.
+The trace is read through agents.tracing.read_lines, the
 project's one reader of trace.jsonl (a line cut by a kill is skipped), so a live or killed run can be read too.
 """
 from __future__ import annotations

@@ -108,6 +108,17 @@ class TeacherCall(TraceEvent):
     tokens_out: int = 0
     cached: bool = False
     error: str | None = None
+    shared_prompt: bool = False  # one of several samples of a prompt that another sample of its batch paid for
+
+
+class TeacherChoices(TraceEvent):
+    """Whether a remote teacher takes the samples of one prompt as one request with `n` choices: accepted (the
+    first such request succeeded) or refused (the reason; every later sample goes as a request of its own)."""
+
+    event: Literal["teacher_choices"] = "teacher_choices"
+    spec: str | None = None
+    accepted: bool = False
+    reason: str | None = None
 
 
 class StructuredOutcome(TraceEvent):
@@ -286,6 +297,7 @@ EVENT_KINDS: dict[str, type[TraceEvent]] = {
         TeacherCall,
         StructuredOutcome,
         TeacherConcurrency,
+        TeacherChoices,
         ModuleDiagnosis,
         EdgeEvent,
         Targets,

@@ -17,6 +17,14 @@ arguments; `reject_tools` answers 400 instead), `response_format` json_schema by
     "accept"      the reply is a JSON object valid for the request's schema (`schema_instance`), as a server that
                   enforces it (vLLM serve, recent llama.cpp) would give; `json_schema_served` counts them
 
+and `n` choices per request by the `choices` switch:
+
+    "accept"      the default: n replies (the replier called once per choice, `body["choice"]` its index), the
+                  prompt counted once in `usage` and the choices' completion tokens added up (OpenAI, vLLM serve)
+    "reject"      HTTP 400 "Only one completion choice is allowed" when n > 1 (llama.cpp's server)
+    "reject_500"  the same as HTTP 500
+    "ignore"      one choice whatever n (a server that ignores n)
+
 and `usage` in every reply (whitespace token counts unless the replier says otherwise), a fixed
 latency per request, a request counter and the most requests served at once (`max_in_flight`). Faults are queued
 with `inject(...)` (or `faults=` at construction) and consumed one per chat request in arrival order:
@@ -56,7 +64,9 @@ from typing import Any, Callable, Iterable
 
 FAULTS = ("429", "503", "500", "hang", "truncated", "bad_schema", "disconnect")
 JSON_SCHEMA_MODES = ("ignore", "reject", "reject_400", "accept")
+CHOICES_MODES = ("accept", "reject", "reject_500", "ignore")
 LLAMA_CPP_REJECTION = 'response_format type must be one of "text" or "json_object"'
+LLAMA_CPP_CHOICES = "Only one completion choice is allowed"
 BAD_SCHEMA_JSON = '{"unexpected_field": true}'
 
 
@@ -107,6 +117,8 @@ def model_replier(model: Any, tokenizer: Any, *, max_new_tokens_cap: int = 64) -
         n = body.get("max_tokens") or body.get("max_completion_tokens") or 16
         temp = float(body.get("temperature") or 0.0)
         seed = body.get("seed")
+        if body.get("choice"):  # the j-th of n choices: its own sample
+            seed = int(seed or 0) + int(body["choice"])
         rf = body.get("response_format") or {}
         schema = (rf.get("json_schema") or {}).get("schema") if rf.get("type") == "json_schema" else None
         with lock:
@@ -175,9 +187,13 @@ class OpenAIServer:
         seed: int = 0,
         die_after: int | None = None,
         json_schema: str = "ignore",
+        choices: str = "accept",
     ) -> None:
         if json_schema not in JSON_SCHEMA_MODES:
             raise ValueError(f"unknown json_schema mode {json_schema!r}; known: {', '.join(JSON_SCHEMA_MODES)}")
+        if choices not in CHOICES_MODES:
+            raise ValueError(f"unknown choices mode {choices!r}; known: {', '.join(CHOICES_MODES)}")
+        self.choices = choices
         self.reply = reply or echo
         self.models = set(models)
         self.latency_s = latency_s
@@ -273,6 +289,22 @@ class OpenAIServer:
             return fault
 
     def _completion(self, body: dict, fault: str | None) -> dict:
+        n = 1 if self.choices == "ignore" else max(1, int(body.get("n") or 1))
+        outs = [self._choice(body if n == 1 else {**body, "choice": j}, fault, j) for j in range(n)]
+        prompt_tokens = outs[0][1]
+        completion_tokens = sum(o[2] for o in outs)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [o[0] for o in outs],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+
+    def _choice(self, body: dict, fault: str | None, index: int) -> tuple[dict, int, int]:
+        """One choice of a completion: (the choice, prompt tokens, completion tokens)."""
         rf = body.get("response_format") or {}
         if rf.get("type") == "json_schema" and self.json_schema == "accept":
             out: str | Reply = json.dumps(schema_instance((rf.get("json_schema") or {}).get("schema") or {}))
@@ -298,15 +330,8 @@ class OpenAIServer:
                 "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
                 "function": {"name": name, "arguments": content}}]}
             finish = "tool_calls"
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        }
+        return ({"index": index, "message": message, "finish_reason": finish, "logprobs": None}, prompt_tokens,
+                completion_tokens)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -386,6 +411,9 @@ class _Handler(BaseHTTPRequestHandler):
             srv._stop.wait(srv.hang_s)
         if srv.reject_tools and body.get("tools"):
             self._error(400, "tools are not supported by this server", "unsupported")
+            return
+        if int(body.get("n") or 1) > 1 and srv.choices in ("reject", "reject_500"):
+            self._error(400 if srv.choices == "reject" else 500, LLAMA_CPP_CHOICES, "unsupported")
             return
         rf = body.get("response_format") or {}
         if rf.get("type") == "json_schema" and srv.json_schema in ("reject", "reject_400"):

@@ -28,10 +28,14 @@ What it guarantees:
   show the parse error (none for a grammar reply cut at max_tokens); a value that still fails is None with `error`
   set, never silently replaced.
 - Shared prompts (`TeacherRequest.share_prompt`, the samples of one prompt): on an in-process teacher the samples
-  of one prompt in a batch are generated over one computation of the prompt (training/generate.py) and the prompt's
-  tokens are charged to the first of them that succeeds, the others' `tokens_in` 0 (their trace events say
-  `shared_prompt`), as an API bills the prompt of an `n`-choice request once; their budget reservations hold their
-  max_tokens only. Remote teachers are sent (and charged) one request per sample.
+  of one prompt in a batch are generated over one computation of the prompt (training/generate.py); on a remote
+  one (plain replies) they go as one request with `n` choices, which the API bills the prompt of once. The prompt's
+  tokens are charged to the first sample, the others' `tokens_in` 0 (their trace events say `shared_prompt`; a
+  remote request's completion tokens are split over its choices by their length). The first `n` request to a
+  remote spec is the probe: a server that refuses it (llama.cpp's "Only one completion choice is allowed") or
+  answers fewer choices than asked (one that ignores `n`) gets one request per sample from then on, and a server
+  that answered it has its samples' budget reservations hold their max_tokens only (in-process: always); each
+  outcome is a `teacher_choices` trace event.
 - Free-text forms (`TeacherRequest.form`, a regex): an in-process teacher generates the plain reply under it (its
   grammar; the form is part of the cache key there); a remote one gets the prompt alone and the same cache key.
 - Accounting per role (`usage`, the state's `Usage`) and per backend spec (`usage_by_backend`), with dollar costs
@@ -134,6 +138,22 @@ class _Batch:
         return f"not sent: {self.fatal}" if self.fatal else _DOWN
 
 
+def split_tokens(total: int, texts: list[str]) -> list[int]:
+    """`total` completion tokens of one n-choice request split over its choices in proportion to their length (each
+    at least 1 where the total allows); the shares add up to `total`."""
+    if not texts:
+        return []
+    base = 1 if total >= len(texts) else 0
+    rest = total - base * len(texts)
+    weights = [max(1, len(t)) for t in texts]
+    whole = sum(weights)
+    shares = [base + rest * w // whole for w in weights]
+    by_remainder = sorted(range(len(texts)), key=lambda j: -(rest * weights[j] % whole))  # largest remainders
+    for j in by_remainder[:total - sum(shares)]:
+        shares[j] += 1
+    return shares
+
+
 class _NotSent(Exception):
     """A call dropped because another call of the batch hit a fatal error."""
 
@@ -176,6 +196,7 @@ class Teacher:
         self._trace_lock = threading.Lock()
         self._trace_warned = False
         self._settling = False
+        self._choices: dict[str, bool] = {}  # remote spec -> whether it takes n choices per request (probed)
         self.not_sent = 0  # calls the budget could not pay, over the client's life (raised or, settling, answered)
 
     @contextlib.contextmanager
@@ -282,7 +303,7 @@ class Teacher:
         chars = sum(len(m["content"]) for m in messages) + len(str(params.get("schema", "")))
         est = math.ceil(chars / 3) + int(req.max_tokens)
         prompt_key = (cache_key(backend, model, params, messages, -1)
-                      if req.share_prompt and backend in LOCAL_BACKENDS else None)
+                      if req.share_prompt and (backend in LOCAL_BACKENDS or mode == "plain") else None)
         return _Call(req, spec, backend, model, mode, schema, history, messages, key, est, form, prompt_key)
 
     def _runnable(self, c: _Call) -> Runnable:
@@ -407,7 +428,7 @@ class Teacher:
                 replies[i] = hit
                 tick(hit)
                 continue
-            if c.prompt_key in prompts:
+            if c.prompt_key in prompts and self._shares_prompts(c):
                 c.est_tokens = int(c.request.max_tokens)  # its prompt is charged to another sample of the batch
             if c.key in first:
                 same_as[i] = first[c.key]
@@ -440,19 +461,23 @@ class Teacher:
                 if n_done >= shown[0]:
                     tick(rep)
         if remote:
-            workers = min(self.cfg.concurrency, len(remote))
+            units = self._remote_units(calls, remote)
+            workers = min(self.cfg.concurrency, len(units))
 
-            def send(i: int) -> TeacherReply:
-                rep = self._run_remote(calls[i], batch)
-                tick(rep)
-                return rep
+            def send(unit: list[int]) -> list[TeacherReply]:
+                reps = ([self._run_remote(calls[unit[0]], batch)] if len(unit) == 1
+                        else self._run_remote_samples([calls[i] for i in unit], batch))
+                for rep in reps:
+                    tick(rep)
+                return reps
             if workers == 1:
-                outs = [send(i) for i in remote]
+                outs = [send(u) for u in units]
             else:
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="teacher") as pool:
-                    outs = list(pool.map(send, remote))
-            for i, rep in zip(remote, outs):
-                replies[i] = rep
+                    outs = list(pool.map(send, units))
+            for unit, reps in zip(units, outs):
+                for i, rep in zip(unit, reps):
+                    replies[i] = rep
         for i, j in same_as.items():
             if replies[j] is not None and replies[j].error is None:
                 replies[i] = dataclasses.replace(replies[j], cached=True, retries=0, latency_s=0.0)
@@ -510,6 +535,72 @@ class Teacher:
             replies.append(self._finish_success(c, text, 0 if shared else tin, tout, 0, latency, shared))
         return replies
 
+    def _shares_prompts(self, c: _Call) -> bool:
+        """Whether the samples of c's prompt are sent together: in-process always, remote once a probe succeeded."""
+        return c.prompt_key is not None and (c.backend in LOCAL_BACKENDS or self._choices.get(c.spec) is True)
+
+    def _remote_units(self, calls: list[_Call], remote: list[int]) -> list[list[int]]:
+        """The remote calls as requests: the samples of one prompt together (unless their spec refused `n`
+        choices), every other call alone."""
+        units: list[list[int]] = []
+        by_prompt: dict[str, list[int]] = {}
+        for i in remote:
+            c = calls[i]
+            if c.prompt_key is None or self._choices.get(c.spec) is False:
+                units.append([i])
+            elif c.prompt_key in by_prompt:
+                by_prompt[c.prompt_key].append(i)
+            else:
+                by_prompt[c.prompt_key] = [i]
+                units.append(by_prompt[c.prompt_key])
+        return units
+
+    def _set_choices(self, spec: str, accepted: bool, reason: str | None = None) -> None:
+        with self._lock:
+            if self._choices.get(spec) is not None and (accepted or self._choices[spec] is False):
+                return  # already known (a refusal overrides an acceptance: a server that stopped honouring n)
+            self._choices[spec] = accepted
+        if not accepted:
+            log.warning("teacher %s does not take n choices per request (%s); one request per sample from now on",
+                        spec, reason)
+        self._trace_event({"event": "teacher_choices", "spec": spec, "accepted": accepted,
+                           "reason": self.redactor.text(reason)})
+
+    def _run_remote_samples(self, calls: list[_Call], batch: _Batch) -> list[TeacherReply]:
+        """The samples of one prompt as one request with n choices (module docstring: shared prompts); a refusal or
+        fewer choices than asked send the samples not answered one request each."""
+        t0 = time.monotonic()
+        retries = [0]
+        head = dataclasses.replace(calls[0], est_tokens=sum(c.est_tokens for c in calls))
+        try:
+            texts, tin, tout = self._send(head, batch, retries, n=len(calls))
+        except _NotSent:
+            return [self._finish_failure(c, batch.why_not_sent(), time.monotonic() - t0, 0, sent=False)
+                    for c in calls]
+        except Exception as e:
+            if so.is_choices_rejection(e):
+                self._set_choices(head.spec, False, self._describe(e, head))
+                return [self._run_remote(c, batch) for c in calls]
+            msg = self._describe(e, head)
+            if is_fatal(e):
+                batch.fail(TeacherConfigError(msg))
+            out = []
+            for j, c in enumerate(calls):
+                batch.failed_call()
+                out.append(self._finish_failure(c, msg, time.monotonic() - t0, retries[0] if j == 0 else 0))
+            return out
+        latency = time.monotonic() - t0
+        answered = texts[:len(calls)]
+        shares = split_tokens(tout, answered)
+        out = [self._finish_success(c, text, tin if j == 0 else 0, shares[j], retries[0] if j == 0 else 0, latency,
+                                    shared_prompt=j > 0)
+               for j, (c, text) in enumerate(zip(calls, answered))]
+        if len(answered) < len(calls):  # a server that ignores n
+            self._set_choices(head.spec, False, f"asked for {len(calls)} choices, got {len(answered)}")
+            return out + [self._run_remote(c, batch) for c in calls[len(answered):]]
+        self._set_choices(head.spec, True)
+        return out
+
     def _run_remote(self, c: _Call, batch: _Batch) -> TeacherReply:
         t0 = time.monotonic()
         retries = [0]
@@ -542,12 +633,15 @@ class Teacher:
             batch.failed_call()
             return self._finish_failure(c, msg, time.monotonic() - t0, retries[0])
 
-    def _send(self, c: _Call, batch: _Batch, retries: list[int]) -> tuple[str, int, int]:
-        runnable = self._runnable(c)
+    def _send(self, c: _Call, batch: _Batch, retries: list[int], n: int | None = None) -> tuple[Any, int, int]:
+        """(text, tokens in, tokens out) of one request, retried; with `n`, (the n choices' texts, tokens in, tokens
+        out of all of them) of one request with n choices."""
+        runnable = self._runnable(c) if n is None else self._choices_model(c, n)
         api_mode = c.mode in so.API_MODES
 
         def transient(e: BaseException) -> bool:
-            return is_transient(e) and not (api_mode and so.is_mode_rejection(e))
+            return is_transient(e) and not (api_mode and so.is_mode_rejection(e)) and not (
+                n is not None and so.is_choices_rejection(e))
 
         def before_sleep(_state: Any) -> None:
             retries[0] += 1
@@ -559,16 +653,36 @@ class Teacher:
                     raise _NotSent()
                 with self.limiter.slot(c.est_tokens) as slot:
                     try:
-                        result = runnable.invoke(c.messages)
+                        result = runnable.invoke(c.messages) if n is None else runnable.generate(
+                            [runnable._convert_input(c.messages).to_messages()])
                     except Exception as e:
                         if (why := overload_reason(e)) is not None:
                             slot.overloaded(why)
                         raise
                     slot.succeeded()
-                    text, msg = so.message_text(result)
-                    tin, tout = self._token_counts(c, text, msg)
+                    if n is None:
+                        text, msg = so.message_text(result)
+                        tin, tout = self._token_counts(c, text, msg)
+                    else:
+                        text, tin, tout = self._choices_counts(c, result)
                     slot.settle(tin + tout)
         return text, tin, tout
+
+    def _choices_model(self, c: _Call, n: int) -> BaseChatModel:
+        """c's chat model asking for n choices per request."""
+        chat = with_call_params(self.chat_model(c.spec), c.backend, c.request.temperature, c.request.max_tokens)
+        return chat.model_copy(update={"n": n})
+
+    @staticmethod
+    def _choices_counts(c: _Call, result: Any) -> tuple[list[str], int, int]:
+        """The choices' texts of an n-choice result and its usage (the request's, for all choices together)."""
+        texts = [so.message_text(g.message)[0] for g in result.generations[0]]
+        usage = (result.llm_output or {}).get("token_usage") or {}
+        tin, tout = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if tin is None or tout is None:  # a server that reports no usage: count estimates, never zero
+            tin = tin if tin is not None else c.est_tokens - c.request.max_tokens * len(texts)
+            tout = tout if tout is not None else sum(math.ceil(len(t) / 4) for t in texts)
+        return texts, int(tin), int(tout)
 
     @staticmethod
     def _token_counts(c: _Call, text: str, msg: Any) -> tuple[int, int]:

@@ -130,6 +130,19 @@ def message_text(result: Any) -> tuple[str, AIMessage | None]:
     return content or "", msg
 
 
+_CHOICE_WORDS = ("choice", "'n'", '"n"', " n ", "n must", "n>1", "n > 1")
+
+
+def is_choices_rejection(exc: BaseException) -> bool:
+    """Did the server refuse a request for several choices (`n` > 1) itself, not a transient fault (llama.cpp's
+    server: HTTP 400 or 500 "Only one completion choice is allowed")?"""
+    code = status_of(exc)
+    text = str(exc).lower()
+    if code in (400, 415, 422, 501):
+        return "context" not in text
+    return code == 500 and any(w in text for w in _CHOICE_WORDS)
+
+
 def is_mode_rejection(exc: BaseException) -> bool:
     """Did the server refuse the structured-output request itself (not a transient fault)?"""
     code = status_of(exc)
