@@ -372,7 +372,9 @@ def test_a_round_the_budget_cuts_keeps_and_records_what_it_paid_for(services, tm
         cost["n"] += 1
         return Reply(questions[k % 4], prompt_tokens=cost["question"], completion_tokens=0)
 
-    with OpenAIServer(reply, models=["m"]) as srv:
+    # a server that ignores `n`: each question sample is a request of its own, paid its prompt (as the budget cut
+    # these tests are about was measured); the samples' shared prompt is tests/test_teacher_choices.py's
+    with OpenAIServer(reply, models=["m"], choices="ignore") as srv:
         svc, est = _over_http(services, items, over, srv, dry, tmp_path)
         budget = max(4 * est["question"], 3 * est["answer"]) + 1
         # what the questions leave pays two answers as estimated, and two answers paid leave less than a third
@@ -411,7 +413,9 @@ def test_a_round_the_budget_cuts_before_any_item_is_kept_is_recorded_then_stops(
         cost["n"] += 1
         return Reply(questions[k % 4], prompt_tokens=cost["question"], completion_tokens=0)
 
-    with OpenAIServer(reply, models=["m"]) as srv:
+    # a server that ignores `n`: each question sample is a request of its own, paid its prompt (as the budget cut
+    # these tests are about was measured); the samples' shared prompt is tests/test_teacher_choices.py's
+    with OpenAIServer(reply, models=["m"], choices="ignore") as srv:
         svc, est = _over_http(services, items, over, srv, dry, tmp_path)
         budget = 4 * est["question"] + est["answer"]
         cost["question"] = -(-(budget - est["answer"] + 1) // 4)  # four questions leave less than one answer's estimate

@@ -112,20 +112,30 @@ class Killed(BaseException):
 
 
 def _kill_after(monkeypatch, stage: int, n_paid: int):
-    """Kill the process (raise Killed) right after the n-th paid question call of a stage's synthesis, once that
-    call is cached (and traced) but before the node's checkpoint."""
-    real = Teacher._finish_success
+    """Kill the process (raise Killed) right after the request that paid the n-th question call of a stage's
+    synthesis (a call of its own, or one of the n choices of a request for a prompt's samples), once its replies are
+    cached (and traced) but before the node's checkpoint."""
+    real_one, real_together = Teacher._finish_success, Teacher._finish_together
     paid = [0]
 
+    def count(calls) -> None:
+        before = paid[0]
+        paid[0] += sum(c.request.tag.get("step") == "question" and c.request.tag.get("stage") == stage for c in calls)
+        if before < n_paid <= paid[0]:
+            raise Killed()
+
     def finish(self, c, *a, **kw):
-        reply = real(self, c, *a, **kw)
-        if c.request.tag.get("step") == "question" and c.request.tag.get("stage") == stage:
-            paid[0] += 1
-            if paid[0] == n_paid:
-                raise Killed()
+        reply = real_one(self, c, *a, **kw)
+        count([c])
         return reply
 
+    def together(self, done, *a, **kw):
+        replies = real_together(self, done, *a, **kw)
+        count([d[0] for d in done])
+        return replies
+
     monkeypatch.setattr(Teacher, "_finish_success", finish)
+    monkeypatch.setattr(Teacher, "_finish_together", together)
 
 
 def test_a_run_killed_twice_in_synthesis_reports_the_same_spend(tmp_path, monkeypatch):

@@ -100,3 +100,29 @@ def test_real_model_server_answers_n_samples_in_one_request(tmp_path):
         assert all(r.error is None and r.text for r in out)
         assert len({r.text for r in out}) > 1  # three samples, not one reply three times
         assert out[0].tokens_in > 0 and out[1].tokens_in == out[2].tokens_in == 0
+
+
+def test_a_kill_among_the_choices_of_one_request_loses_none_of_them(tmp_path, monkeypatch):
+    """The n choices of one request are cached in one transaction before any is counted: a run killed while counting
+    them finds every choice in its cache on resume, and pays no request again."""
+    from agents.teacher.client import Teacher as Client
+
+    class Killed(Exception):
+        pass
+
+    real, seen = Client._paid, [0]
+
+    def paid(self, *a, **kw):
+        seen[0] += 1
+        if seen[0] == 2:
+            raise Killed()
+        return real(self, *a, **kw)
+
+    with OpenAIServer(_replier, models=["m"]) as srv:
+        with monkeypatch.context() as m:
+            m.setattr(Client, "_paid", paid)
+            with pytest.raises(Killed):
+                _teacher(srv, tmp_path, []).ask(_samples(3))
+        resumed = _teacher(srv, tmp_path, []).ask(_samples(3))
+        assert srv.requests == 1 and all(r.cached for r in resumed)
+        assert [r.text for r in resumed] == ["word", "word word", "word word word"]

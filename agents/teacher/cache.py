@@ -116,6 +116,24 @@ class TeacherCache:
             (key, text, int(tokens_in), int(tokens_out), backend, model, time.time(), payer, role),
         )
 
+    def put_many(self, rows: list[tuple[str, str, int, int, str | None]], *, backend: str, model: str,
+                 payer: str | None = None) -> None:
+        """Store several replies, (key, text, tokens_in, tokens_out, role) each, in one transaction: all of them or,
+        killed before the commit, none (the n choices of one request, an in-process batch)."""
+        conn = self._conn()
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR IGNORE INTO teacher_calls "
+                "(key, text, tokens_in, tokens_out, backend, model, created, payer, role) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(k, text, int(tin), int(tout), backend, model, now, payer, role) for k, text, tin, tout, role in rows])
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     def paid_by(self, payer: str) -> list[PaidRow]:
         """Every reply `payer` paid for, oldest first (rows written before payers were recorded have none)."""
         rows = self._conn().execute(

@@ -519,21 +519,24 @@ class Teacher:
         except Exception as e:  # a model that breaks the whole batch fails each call, counted
             outs = [e] * len(calls)
         latency = time.monotonic() - t0
-        replies = []
+        replies: list[TeacherReply | None] = [None] * len(calls)
+        done: list[tuple[int, _Call, str, int, int, bool]] = []
         charged: set[str] = set()  # shared prompts whose tokens a reply of this batch already paid
-        for c, out in zip(calls, outs):
+        for j, (c, out) in enumerate(zip(calls, outs)):
             if isinstance(out, TeacherConfigError):
                 batch.fail(out)
             if isinstance(out, BaseException):
-                replies.append(self._finish_failure(c, self._describe(out, c), latency, 0))
+                replies[j] = self._finish_failure(c, self._describe(out, c), latency, 0)
                 continue
             text, msg = so.message_text(out)
             tin, tout = self._token_counts(c, text, msg)
             shared = c.prompt_key is not None and c.prompt_key in charged
             if c.prompt_key is not None:
                 charged.add(c.prompt_key)
-            replies.append(self._finish_success(c, text, 0 if shared else tin, tout, 0, latency, shared))
-        return replies
+            done.append((j, c, text, 0 if shared else tin, tout, shared))
+        for (j, *_), rep in zip(done, self._finish_together([d[1:] for d in done], latency)):
+            replies[j] = rep
+        return replies  # type: ignore[return-value]
 
     def _shares_prompts(self, c: _Call) -> bool:
         """Whether the samples of c's prompt are sent together: in-process always, remote once a probe succeeded."""
@@ -592,9 +595,8 @@ class Teacher:
         latency = time.monotonic() - t0
         answered = texts[:len(calls)]
         shares = split_tokens(tout, answered)
-        out = [self._finish_success(c, text, tin if j == 0 else 0, shares[j], retries[0] if j == 0 else 0, latency,
-                                    shared_prompt=j > 0)
-               for j, (c, text) in enumerate(zip(calls, answered))]
+        out = self._finish_together([(c, text, tin if j == 0 else 0, shares[j], j > 0)
+                                     for j, (c, text) in enumerate(zip(calls, answered))], latency, retries[0])
         if len(answered) < len(calls):  # a server that ignores n
             self._set_choices(head.spec, False, f"asked for {len(calls)} choices, got {len(answered)}")
             return out + [self._run_remote(c, batch) for c in calls[len(answered):]]
@@ -718,6 +720,25 @@ class Teacher:
                         shared_prompt: bool = False) -> TeacherReply:
         self.cache.put(c.key, text, tin, tout, backend=c.backend, model=c.model, payer=self.payer,
                        role=c.request.role)  # committed before we return
+        return self._paid(c, text, tin, tout, retries, latency, shared_prompt)
+
+    def _finish_together(self, done: list[tuple[_Call, str, int, int, bool]], latency: float,
+                         retries: int = 0) -> list[TeacherReply]:
+        """Replies that came from one piece of work (an in-process batch, the n choices of one request), each
+        (call, text, tokens in, tokens out, shared prompt): cached in one transaction before any is counted, so a
+        run killed among them finds them all paid on resume (a choice left uncached would be paid again, its prompt
+        with it); `retries` go to the first."""
+        by_model: dict[tuple[str, str], list[tuple[str, str, int, int, str]]] = {}
+        for c, text, tin, tout, _ in done:
+            by_model.setdefault((c.backend, c.model), []).append((c.key, text, tin, tout, c.request.role))
+        for (backend, model), rows in by_model.items():
+            self.cache.put_many(rows, backend=backend, model=model, payer=self.payer)
+        return [self._paid(c, text, tin, tout, retries if j == 0 else 0, latency, shared)
+                for j, (c, text, tin, tout, shared) in enumerate(done)]
+
+    def _paid(self, c: _Call, text: str, tin: int, tout: int, retries: int, latency: float,
+              shared_prompt: bool) -> TeacherReply:
+        """Count a cached reply as paid and trace it."""
         self.accounts.release(c.est_tokens)
         self.accounts.record_call(c.request.role, c.spec, c.backend, c.model, tin, tout, retries, failed=False)
         reply = TeacherReply(text, tin, tout, False, retries, latency, None)
