@@ -21,7 +21,9 @@ conversation only, so a row's reply still does not depend on its batch; `prefix_
 **Samples of one prompt.** A row marked `shared[i]` (one of several samples of its prompt: the Adapter's question
 calls write `samples_per_seed` rewrites of each seed) takes its whole prompt but the last token as its prefix, so the
 samples of one prompt in a call share one prefill and each runs a single token of its own before decoding (the
-split depends on the row's own conversation and mark, so its reply still does not depend on its batch).
+split depends on the row's own conversation and mark, so its reply still does not depend on its batch). That prefix
+is computed on top of the row's shared system prefix (the sheet of the paragraph above), so prompts that share a
+sheet still compute it once.
 
 **Finished rows leave the batch.** `generate` decodes SEGMENT new tokens per call (`_decode`); after each call the
 rows whose reply ended (end of turn, a stop string) are dropped from the batch and its cache, and the others go on
@@ -181,6 +183,14 @@ def _prefix_cache(model, prefix: tuple[int, ...], device):
     return getattr(out, "cache", None) or out.past_key_values
 
 
+def _extended_cache(model, base, rest: tuple[int, ...], device):
+    """A copy of `base` (a prefix's cache, batch 1) extended by the tokens `rest` that follow that prefix."""
+    cache = copy.deepcopy(base)
+    out = model(input_ids=torch.tensor([list(rest)], dtype=torch.long, device=device), use_cache=True,
+                **{_cache_kwarg(model): cache})
+    return getattr(out, "cache", None) or out.past_key_values
+
+
 def _batches(encoded: list[list[int]], prefixes: list[tuple[int, ...]], batch_size: int,
              mixed: bool = False) -> list[list[int]]:
     """Row indices per batch. Rows are grouped by their prompt prefix, longest first in each group (memory trouble
@@ -245,6 +255,8 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     prefixes = [tuple(ids[:_prefix_len(tokenizer, c, t, ids, bool(shared and shared[i])) if prefix_cache else 0])
                 for i, (c, t, ids) in enumerate(zip(conversations, texts, encoded))]
+    heads_of = [tuple(ids[:prompt_prefix_len(tokenizer, c, t, ids)]) if prefix_cache and shared and shared[i] else ()
+                for i, (c, t, ids) in enumerate(zip(conversations, texts, encoded))]
     gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
                                pad_token_id=pad_id, eos_token_id=eos_ids)
     results: list[Generation | None] = [None] * n
@@ -252,9 +264,15 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     was_training, _ = model.training, model.eval()
     try:
         with torch.inference_mode():
-            for prefix in prefixes:  # the key/value cache of each shared prefix, computed once
+            for i, prefix in enumerate(prefixes):  # the key/value cache of each shared prefix, computed once
                 if prefix and prefix not in caches:
-                    caches[prefix] = _prefix_cache(model, prefix, device)
+                    head = heads_of[i]  # a sample's whole prompt extends its system prefix's cache
+                    if head and len(head) < len(prefix):
+                        if head not in caches:
+                            caches[head] = _prefix_cache(model, head, device)
+                        caches[prefix] = _extended_cache(model, caches[head], prefix[len(head):], device)
+                    else:
+                        caches[prefix] = _prefix_cache(model, prefix, device)
             mixed = bool(caches) and all(_mergeable(c) for c in caches.values())
             for idx in _batches(encoded, prefixes, batch_size, mixed):
                 heads = [prefixes[i] for i in idx]
