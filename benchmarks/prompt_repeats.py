@@ -10,8 +10,8 @@ run and per (role, step): paid calls, repeats, the repeats' input tokens, and th
 Cached calls (`cached: true`) cost nothing and are left out. Since commit a739ff1 the samples of one prompt in a
 batch share it (`TeacherRequest.share_prompt`: one prefill on an in-process teacher, the prompt charged to the first
 sample, the others' `tokens_in` 0), so what this still finds is a prompt whose samples were split across batches.
-The trace is read through agents.tracing.read_lines, the
-project's one reader of trace.jsonl (a line cut by a kill is skipped), so a live or killed run can be read too.
+The trace is read through agents.tracing.read_lines, the project's one reader of trace.jsonl (a line cut by a kill
+is skipped), so a live or killed run can be read too.
 """
 from __future__ import annotations
 
