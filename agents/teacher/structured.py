@@ -133,22 +133,22 @@ def message_text(result: Any) -> tuple[str, AIMessage | None]:
 _CHOICE_WORDS = ("choice", "'n'", '"n"', " n ", "n must", "n>1", "n > 1")
 
 
-def is_choices_rejection(exc: BaseException) -> bool:
-    """Did the server refuse a request for several choices (`n` > 1) itself, not a transient fault (llama.cpp's
-    server: HTTP 400 or 500 "Only one completion choice is allowed")?"""
+def _refused(exc: BaseException, words: tuple[str, ...]) -> bool:
+    """Did the server refuse the request itself (not a transient fault): a client-error status (400, 415, 422, 501)
+    that is not about the context length, or a 500 whose message names what it refused (`words`)?"""
     code = status_of(exc)
     text = str(exc).lower()
     if code in (400, 415, 422, 501):
         return "context" not in text
-    return code == 500 and any(w in text for w in _CHOICE_WORDS)
+    return code == 500 and any(w in text for w in words)
+
+
+def is_choices_rejection(exc: BaseException) -> bool:
+    """Did the server refuse a request for several choices (`n` > 1) itself (llama.cpp's server: HTTP 400 or 500
+    "Only one completion choice is allowed")?"""
+    return _refused(exc, _CHOICE_WORDS)
 
 
 def is_mode_rejection(exc: BaseException) -> bool:
     """Did the server refuse the structured-output request itself (not a transient fault)?"""
-    code = status_of(exc)
-    if code in (400, 415, 422, 501):
-        return "context" not in str(exc).lower()
-    if code == 500:
-        text = str(exc).lower()
-        return any(w in text for w in _REJECTION_WORDS)
-    return False
+    return _refused(exc, _REJECTION_WORDS)
