@@ -1,10 +1,10 @@
 """The diagnostician (Identifier, algorithm §1): what to teach.
 
 First diagnosis: group seed and probe items into knowledge modules from the data (category labels, else TF-IDF
-clusters), merge groups under `min_probe_items`, have the teacher name and level each module and each probe item
-(structured output; an item's level one digit under agents/item_forms.LEVEL_FORM; a field it fails to give is
-filled by a recorded fallback), split probes into gate and remedial-source halves, score teacher and student on
-the gate items, ask the teacher for a prerequisite prior.
+clusters), merge groups under `min_probe_items`, have the teacher describe and level each module (and name it, unless
+the data labels it: `card_name`) and level each probe item (structured output; an item's level one digit under
+agents/item_forms.LEVEL_FORM; a field it fails to give is filled by a recorded fallback), split probes into gate and
+remedial-source halves, score teacher and student on the gate items, ask the teacher for a prerequisite prior.
 Every diagnosis: gaps (Eq. 2), deficient and teacher-limited modules, edges (Eq. 3), severity (Eq. 4), targets (Eq. 5).
 """
 from __future__ import annotations
@@ -150,10 +150,10 @@ def _describe(svc: Services, modules: dict[str, Module]) -> None:
         reqs.append(TeacherRequest(messages=[{"role": "user", "content": p.text}], temperature=0.0, max_tokens=96,
                                    role="diagnostician", tag={"module": m.id, "template": p.template}))
     replies = svc.teacher.ask_structured(reqs, ModuleCard)
-    shared = shared_names([rep.value.name if rep.value is not None else "" for rep in replies])
+    shared = shared_names([card_name(m, rep.value) for m, rep in zip(modules.values(), replies)])
     for m, rep in zip(modules.values(), replies):
         if rep.value is not None:
-            name = rep.value.name.strip()[:60]
+            name = card_name(m, rep.value)
             if name.casefold() in shared:  # the prior names modules: a name two modules share maps to neither
                 m.fallbacks.append(f"name: the teacher gave {name!r} to more than one module; kept the data label")
                 name = ""
@@ -163,6 +163,15 @@ def _describe(svc: Services, modules: dict[str, Module]) -> None:
             m.fallbacks.append(
                 f"name/description/level: teacher reply did not parse ({rep.error}); kept the data label and level 1"
             )
+
+
+def card_name(m: Module, card: ModuleCard | None) -> str:
+    """A module's name: the data's own label where the module has exactly one (the user named it; a small teacher's
+    card named Zorbia's capitals "Paris" and its plurals after the prompt's "two-word" instruction), else the teacher's
+    card name; "" without a card."""
+    if len(m.labels) == 1:
+        return m.labels[0].strip()[:60]
+    return card.name.strip()[:60] if card is not None else ""
 
 
 def shared_names(names: list[str]) -> set[str]:

@@ -83,15 +83,39 @@ def test_a_teacher_reply_that_does_not_parse_is_a_recorded_fallback(services):
     assert m.name == "rivers" and m.level == 1 and "did not parse" in m.fallbacks[0]
 
 
-def test_a_name_the_teacher_gives_two_modules_is_kept_by_neither(services):
-    def one_name(req):
+def test_a_labelled_module_keeps_the_data_label_whatever_name_the_teacher_gives(services):
+    def odd_names(req):
         user = req.messages[-1]["content"]
-        if user.startswith("These questions belong") and "colour" not in user:
-            return json.dumps({"name": "Zorbia", "description": "about Zorbia", "level": 1})
+        if user.startswith("These questions belong"):
+            name = "Paris" if "river" in user else "Two-word-and-one-line-description" if "colour" in user else "money"
+            return json.dumps({"name": name, "description": f"about {name}", "level": 2})
         return teacher(req)
 
-    svc = services(make_items(FACTS), one_name, student_knows_colours)
+    svc = services(make_items(FACTS), odd_names, student_knows_colours)
     mods = diagnostician.diagnose(LearnerState(run_id="t"), svc)["modules"]
     assert {k: m.name for k, m in mods.items()} == {"colours": "colours", "money": "money", "rivers": "rivers"}
-    assert "more than one module" in mods["money"].fallbacks[0] and not mods["colours"].fallbacks
-    assert mods["money"].description == "about Zorbia"
+    assert mods["rivers"].description == "about Paris" and mods["rivers"].level == 2  # the card's other fields stay
+    assert not any(m.fallbacks for m in mods.values())
+
+
+def _unlabelled(items):
+    return [it.model_copy(update={"category": None}) for it in items]
+
+
+def test_an_unlabelled_module_takes_the_teachers_name_unless_two_modules_share_it(services):
+    def by_topic(req):
+        user = req.messages[-1]["content"]
+        if user.startswith("These questions belong"):
+            name = "Colours" if "colour" in user else "Zorbia facts"
+            return json.dumps({"name": name, "description": f"about {name}", "level": 1})
+        return teacher(req)
+
+    svc = services(_unlabelled(make_items(FACTS)), by_topic, student_knows_colours)
+    mods = diagnostician.diagnose(LearnerState(run_id="t"), svc)["modules"]
+    assert all(k.startswith("cluster-") and not m.labels for k, m in mods.items())
+    colours = [m for m in mods.values() if all("colour" in svc.items[i].prompt for i in m.seed_ids)]
+    zorbia = [m for m in mods.values() if m not in colours]
+    assert len(zorbia) == 1 and zorbia[0].name == "Zorbia facts" and not zorbia[0].fallbacks
+    assert len(colours) == 2  # the clusters split the colours: both named "Colours", so neither keeps it
+    assert all(m.name == m.id and "more than one module" in m.fallbacks[0] for m in colours)
+    assert all(m.description == "about Colours" for m in colours)
