@@ -168,11 +168,9 @@ def test_samples_of_one_prompt_share_one_prefill_and_keep_their_replies(model_to
     convs = [SYS_CONVS[1]] * 4 + [CONVS[2]] * 3 + [CONVS[0]]
     seeds = [21 + i for i in range(len(convs))]
     marks = [True] * 7 + [False]
-    prefills, real, real_ext = [], gen._prefix_cache, gen._extended_cache
+    prefills, real = [], gen._prefix_cache
     monkeypatch.setattr(gen, "_prefix_cache",
-                        lambda m, prefix, d: (prefills.append(len(prefix)), real(m, prefix, d))[1])
-    monkeypatch.setattr(gen, "_extended_cache",
-                        lambda m, base, rest, d: (prefills.append(len(rest)), real_ext(m, base, rest, d))[1])
+                        lambda m, tokens, d, base=None: (prefills.append(len(tokens)), real(m, tokens, d, base))[1])
     shared = generate(model, tok, convs, max_new_tokens=12, temperature=temperature, seeds=seeds, shared=marks)
     lengths = [len(tok.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True)
                    ["input_ids"]) for c in (SYS_CONVS[1], CONVS[2])]

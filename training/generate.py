@@ -177,17 +177,11 @@ def _cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _prefix_cache(model, prefix: tuple[int, ...], device):
-    """The key/value cache of `prefix` (batch 1)."""
-    out = model(input_ids=torch.tensor([list(prefix)], dtype=torch.long, device=device), use_cache=True)
-    return getattr(out, "cache", None) or out.past_key_values
-
-
-def _extended_cache(model, base, rest: tuple[int, ...], device):
-    """A copy of `base` (a prefix's cache, batch 1) extended by the tokens `rest` that follow that prefix."""
-    cache = copy.deepcopy(base)
-    out = model(input_ids=torch.tensor([list(rest)], dtype=torch.long, device=device), use_cache=True,
-                **{_cache_kwarg(model): cache})
+def _prefix_cache(model, tokens: tuple[int, ...], device, base=None):
+    """The key/value cache (batch 1) of `tokens`, or, given `base` (the cache of the tokens before them), of both: a
+    copy of `base` extended by `tokens`."""
+    extra = {_cache_kwarg(model): copy.deepcopy(base)} if base is not None else {}
+    out = model(input_ids=torch.tensor([list(tokens)], dtype=torch.long, device=device), use_cache=True, **extra)
     return getattr(out, "cache", None) or out.past_key_values
 
 
@@ -270,7 +264,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
                     if head and len(head) < len(prefix):
                         if head not in caches:
                             caches[head] = _prefix_cache(model, head, device)
-                        caches[prefix] = _extended_cache(model, caches[head], prefix[len(head):], device)
+                        caches[prefix] = _prefix_cache(model, prefix[len(head):], device, base=caches[head])
                     else:
                         caches[prefix] = _prefix_cache(model, prefix, device)
             mixed = bool(caches) and all(_mergeable(c) for c in caches.values())
