@@ -671,9 +671,14 @@ class Teacher:
         return text, tin, tout
 
     def _choices_model(self, c: _Call, n: int) -> BaseChatModel:
-        """c's chat model asking for n choices per request."""
-        chat = with_call_params(self.chat_model(c.spec), c.backend, c.request.temperature, c.request.max_tokens)
-        return chat.model_copy(update={"n": n})
+        """c's chat model asking for n choices per request (one per call shape and n, kept as `_runnable`'s are)."""
+        k = (c.spec, c.request.temperature, c.request.max_tokens, "choices", n)
+        with self._lock:
+            if k not in self._runnables:
+                chat = with_call_params(self.chat_model(c.spec), c.backend, c.request.temperature,
+                                        c.request.max_tokens)
+                self._runnables[k] = chat.model_copy(update={"n": n})
+            return self._runnables[k]
 
     @staticmethod
     def _choices_counts(c: _Call, result: Any) -> tuple[list[str], int, int]:
