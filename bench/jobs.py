@@ -6,15 +6,18 @@ its ablations use nothing of another seed's. So a job is the bench itself for on
     python -m cli.main bench <R>/bench-jobs/config.yaml --seeds S [--budget B] --arms ... --runs-dir R
                               --out <R>/bench-jobs/b<B>-s<S>
 
-with the caller's resolved config written once (every field, so the job computes exactly what the caller would; keys
-are named by their variable, never stored), its output in <R>/bench-jobs/b<B>-s<S>.log, and a share of the cores:
-IOA_TORCH_THREADS = cores // N, at least 1 (torch processes that each take every core slow each other down far more
-than N times: benchmarks/README.md). At most N jobs run at once; when every job has ended the caller runs the bench
-in its own process, which reuses every run the jobs finished and writes the one table. A job that fails leaves its
-runs resumable (the same command continues them, paying no teacher call twice). The jobs stop with their caller,
-however it is stopped, so a rerun never shares a run directory with a job still writing to it: Ctrl-C, any exception
-and SIGTERM (turned into an exit while the jobs run) terminate them, and on Linux each job is started with the parent
-death signal SIGTERM (prctl PR_SET_PDEATHSIG: `stop_with_parent`), which also covers a caller killed by SIGKILL.
+with the caller's resolved config written once (every field, so the job computes exactly what the caller would; keys are
+named by their variable, never stored), its output in <R>/bench-jobs/b<B>-s<S>.log, and a share of the cores:
+IOA_TORCH_THREADS = cores // N, at least 1 (torch processes that each take every core slow each other down far more than
+N times: benchmarks/README.md). When no job is left to start, the jobs still running share the cores the ended ones
+left: the caller rewrites <R>/bench-jobs/torch-threads (`threads_now`; the jobs' IOA_TORCH_THREADS_FILE), which each job
+reads before every generate call and training round (training/device.apply_thread_setting), so the bench's last seed
+does not run on one core of two. At most N jobs run at once; when every job has ended the caller runs the bench in its
+own process, which reuses every run the jobs finished and writes the one table. A job that fails leaves its runs
+resumable (the same command continues them, paying no teacher call twice). The jobs stop with their caller, however it
+is stopped, so a rerun never shares a run directory with a job still writing to it: Ctrl-C, any exception and SIGTERM
+(turned into an exit while the jobs run) terminate them, and on Linux each job is started with the parent death signal
+SIGTERM (prctl PR_SET_PDEATHSIG: `stop_with_parent`), which also covers a caller killed by SIGKILL.
 """
 from __future__ import annotations
 
@@ -30,8 +33,10 @@ from pathlib import Path
 from typing import Callable
 
 from ioa_state import ConfigError, RunConfig
+from training.device import THREADS_FILE_ENV
 
 JOBS_DIR = "bench-jobs"
+THREADS_FILE = "torch-threads"  # in JOBS_DIR: the running jobs' torch threads (training/device.py reads it)
 POLL_S = 2.0
 
 
@@ -67,6 +72,19 @@ def threads_per_job(jobs: int, n_cores: int) -> int:
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     return max(1, n_cores // jobs)
+
+
+def threads_now(jobs: int, waiting: int, running: int, n_cores: int) -> int:
+    """Torch threads each running job gets while `waiting` jobs are still to start and `running` run: the share of
+    `jobs` side by side while any waits, else of those still running (at least 1)."""
+    return threads_per_job(max(1, min(jobs, waiting + running)), n_cores)
+
+
+def write_threads(path: Path, n: int) -> None:
+    """The jobs' thread count, written whole (a rename), so that a job never reads half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{n}\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def job_argv(job: Job, config_path: Path, arms: list[str], runs_dir: str | Path, out_root: Path) -> list[str]:
@@ -117,7 +135,9 @@ def run_jobs(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[in
     threads = threads_per_job(jobs, cores())
     out_root = Path(runs_dir) / JOBS_DIR
     config_path = write_job_config(cfg, out_root)
-    env = {**os.environ, "IOA_TORCH_THREADS": str(threads)}
+    share = out_root / THREADS_FILE
+    write_threads(share, threads)
+    env = {**os.environ, "IOA_TORCH_THREADS": str(threads), THREADS_FILE_ENV: str(share.resolve())}
     root = str(Path(__file__).resolve().parents[1])  # the job imports this checkout's packages, as the caller does
     # (relative paths such as runs_dir stay the caller's: the job runs in the caller's directory)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
@@ -151,6 +171,11 @@ def run_jobs(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[in
                 else:
                     failed.append(f"{name} (exit {rc}; log {log}: {last_line(log)})")
                     progress(f"bench job {name}: FAILED with exit {rc} after {took:.0f} s; log {log}")
+                now = threads_now(jobs, len(todo), len(running), cores())
+                if running and not todo and now != threads:
+                    threads = now
+                    write_threads(share, threads)
+                    progress(f"bench: {len(running)} job(s) still running, {threads} torch thread(s) each")
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)

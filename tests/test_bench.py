@@ -484,7 +484,7 @@ def test_a_fixed_budget_is_given_to_every_arm_and_the_sweep_draws_the_curve(firs
 
 def test_jobs_plan_threads_and_command_line(tmp_path):
     """--jobs: one job per (budget, seed), budgets in order; each job's share of the cores; its command line."""
-    from bench.jobs import Job, job_argv, plan_jobs, threads_per_job
+    from bench.jobs import Job, job_argv, plan_jobs, threads_now, threads_per_job
 
     assert plan_jobs([2, 0, 2], [120000, 60000]) == [Job(2, 60000), Job(0, 60000), Job(2, 120000),
                                                       Job(0, 120000)]
@@ -492,6 +492,9 @@ def test_jobs_plan_threads_and_command_line(tmp_path):
     assert threads_per_job(3, 2) == 1 and threads_per_job(2, 16) == 8 and threads_per_job(1, 2) == 2
     with pytest.raises(ConfigError):
         threads_per_job(0, 2)
+    # while a job waits to start, the running ones keep the share of --jobs; after that, of those still running
+    assert threads_now(3, 1, 2, 2) == 1 and threads_now(3, 0, 2, 2) == 1 and threads_now(3, 0, 1, 2) == 2
+    assert threads_now(3, 4, 3, 16) == 5 and threads_now(3, 0, 2, 16) == 8 and threads_now(2, 0, 0, 16) == 16
     argv = job_argv(Job(1, 60000), tmp_path / "config.yaml", ["ioa", "oneshot"], "runs/b", tmp_path)
     assert argv[1:5] == ["-m", "cli.main", "bench", str(tmp_path / "config.yaml")]
     assert argv[argv.index("--seeds") + 1] == "1" and argv[argv.index("--budget") + 1] == "60000"
@@ -553,6 +556,49 @@ jobs.job_argv = argv
 jobs.write_job_config = lambda cfg, root: (root.mkdir(parents=True, exist_ok=True), root / "config.yaml")[1]
 jobs.run_jobs(RunConfig(), [0, 1], ["ioa"], [None], sys.argv[2], 2)
 """
+
+
+SHARING_JOB = """
+import os, sys, time
+from training.device import apply_thread_setting
+seed, seen = sys.argv[1], sys.argv[2]
+deadline = time.monotonic() + 60
+if seed == "0":  # the first job ends once the other has read its share
+    while not os.path.exists(seen + ".first") and time.monotonic() < deadline:
+        time.sleep(0.1)
+else:  # the last job: waits until the first has ended and the caller has shared its core
+    first = apply_thread_setting()
+    open(seen + ".first", "w").write(str(first))
+    while apply_thread_setting() != 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    open(seen, "w").write(f"{os.environ['IOA_TORCH_THREADS']} {first} {apply_thread_setting()}")
+"""
+
+SHARING = """
+import sys
+from pathlib import Path
+import bench.jobs as jobs
+from ioa_state import RunConfig
+job_code, seen = sys.argv[3], sys.argv[1]
+jobs.job_argv = lambda job, *rest: [sys.executable, "-c", job_code, str(job.seed), seen]
+jobs.cores = lambda: 2
+jobs.write_job_config = lambda cfg, root: (root.mkdir(parents=True, exist_ok=True), root / "config.yaml")[1]
+assert jobs.run_jobs(RunConfig(), [0, 1], ["ioa"], [None], sys.argv[2], 2, progress=print) == []
+"""
+
+
+def test_the_last_running_job_takes_the_cores_an_ended_one_left(tmp_path):
+    """--jobs 2 on 2 cores: each job starts on 1 torch thread; when the first ends and none waits, the caller rewrites
+    the jobs' thread file, and the other one's next generate call or training round runs on 2."""
+    import os
+
+    seen = tmp_path / "seen"
+    proc = subprocess.run([sys.executable, "-c", SHARING, str(seen), str(tmp_path / "runs"), SHARING_JOB], cwd=ROOT,
+                          timeout=120, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert seen.read_text() == "1 1 2"  # started on 1 (the env and the file), then 2 once the first job had ended
+    assert "1 job(s) still running, 2 torch thread(s) each" in proc.stdout
+    assert (tmp_path / "runs" / "bench-jobs" / "torch-threads").read_text().strip() == "2"
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])

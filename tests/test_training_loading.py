@@ -72,6 +72,27 @@ def test_thread_setting(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_thread_setting_from_the_bench_jobs_file(monkeypatch, tmp_path):
+    """$IOA_TORCH_THREADS_FILE's count wins over $IOA_TORCH_THREADS and is read again at every call; a file that is
+    missing or holds no positive count leaves the environment's count in force."""
+    before = torch.get_num_threads()
+    share = tmp_path / "torch-threads"
+    try:
+        monkeypatch.setenv("IOA_TORCH_THREADS", "1")
+        monkeypatch.setenv("IOA_TORCH_THREADS_FILE", str(share))
+        assert apply_thread_setting() == 1  # no file yet
+        share.write_text("2\n")
+        assert apply_thread_setting() == 2
+        share.write_text("1")
+        assert apply_thread_setting() == 1
+        for bad in ("", "0", "two"):
+            share.write_text(bad)
+            torch.set_num_threads(2)
+            assert apply_thread_setting() == 1  # the environment's
+    finally:
+        torch.set_num_threads(before)
+
+
 def _slow_build(tag: str, delay: float):
     def build(tmp: Path) -> None:
         (tmp / "part1").write_text(tag)

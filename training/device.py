@@ -4,7 +4,10 @@
 autocast context where the hardware runs bf16 fast (CUDA with bf16 support; a CPU with avx512_bf16 or AMX), and a
 no-op context otherwise, so callers never branch on the machine. CPUs without native bf16 would emulate it, slower
 than fp32, so they get fp32. `apply_thread_setting()` honours `$IOA_TORCH_THREADS` (measured on a 2-core machine
-shared with another busy process: 2 torch threads generated 0.7 tokens/s, 1 thread 17).
+shared with another busy process: 2 torch threads generated 0.7 tokens/s, 1 thread 17), or, where
+`$IOA_TORCH_THREADS_FILE` names a file holding a positive count, that file's count: `ioa bench --jobs` rewrites it as
+its jobs end, so the jobs still running take the cores the ended ones left (bench/jobs.py); model loading, every
+generate call and every training round apply it.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import contextlib
 import functools
 import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -69,17 +73,35 @@ def autocast_ctx(device: torch.device | str, bf16: bool):
     return contextlib.nullcontext()
 
 
+THREADS_FILE_ENV = "IOA_TORCH_THREADS_FILE"
+
+
+def shared_thread_count() -> int | None:
+    """The count in the file `$IOA_TORCH_THREADS_FILE` names; None when unset, unreadable or not a positive integer
+    (the file is its writer's, rewritten whole by a rename: a bad one leaves the count as it is)."""
+    path = os.environ.get(THREADS_FILE_ENV, "").strip()
+    if not path:
+        return None
+    try:
+        n = int(Path(path).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return n if n >= 1 else None
+
+
 def apply_thread_setting() -> int:
-    """Set torch's intra-op threads from `$IOA_TORCH_THREADS` when it is a positive integer; returns the count in
-    use. On a machine whose cores other processes also use, fewer threads than cores avoids oversubscription."""
+    """Set torch's intra-op threads from `$IOA_TORCH_THREADS_FILE`'s count, else `$IOA_TORCH_THREADS` when it is a
+    positive integer; returns the count in use. On a machine whose cores other processes also use, fewer threads than
+    cores avoids oversubscription."""
+    n = shared_thread_count()
     value = os.environ.get("IOA_TORCH_THREADS", "").strip()
-    if value:
+    if n is None and value:
         try:
             n = int(value)
         except ValueError:
             raise ValueError(f"IOA_TORCH_THREADS must be a positive integer, got {value!r}") from None
         if n < 1:
             raise ValueError(f"IOA_TORCH_THREADS must be a positive integer, got {value!r}")
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
     return torch.get_num_threads()

@@ -49,6 +49,7 @@ from typing import Callable
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
+from training.device import apply_thread_setting
 from training.grammar import GrammarMask, grammar_book, model_vocab_size
 
 SEGMENT = 16  # new tokens per `generate` call before the rows whose reply ended leave the batch (`_decode`)
@@ -239,6 +240,7 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
         raise ValueError(f"got {len(shared)} shared marks for {n} conversations")
     if n == 0:
         return []
+    apply_thread_setting()  # a bench job takes the cores its ended neighbours left (training/device.py)
     stops = [s for s in (stop or []) if s]
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -16,7 +16,7 @@ import torch
 
 from ioa_state import ArtifactRef, StudentConfig
 from training.checkpoints import hash_student, load_student, save_student
-from training.device import pick_device
+from training.device import apply_thread_setting, pick_device
 from training.generate import generate
 from training.loading import load_model
 from training.trainer import train_sft
@@ -69,6 +69,7 @@ class Student:
         self._ready()
         if self.launched():
             return self._train_launched(examples, seed, progress, max_steps)
+        apply_thread_setting()  # a bench job takes the cores its ended neighbours left (training/device.py)
         self.model, stats = train_sft(self.model, self.tokenizer, examples, self.cfg, seed=seed, progress=progress,
                                       teacher=teacher, max_steps=max_steps)
         self._trained = True
