@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Callable
 
 from ioa_state import ConfigError, RunConfig
-from training.device import THREADS_FILE_ENV
 
 JOBS_DIR = "bench-jobs"
 THREADS_FILE = "torch-threads"  # in JOBS_DIR: the running jobs' torch threads (training/device.py reads it)
@@ -135,6 +134,8 @@ def run_jobs(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[in
     threads = threads_per_job(jobs, cores())
     out_root = Path(runs_dir) / JOBS_DIR
     config_path = write_job_config(cfg, out_root)
+    from training.device import THREADS_FILE_ENV  # here: `ioa trace` imports this module and must not load torch
+
     share = out_root / THREADS_FILE
     write_threads(share, threads)
     env = {**os.environ, "IOA_TORCH_THREADS": str(threads), THREADS_FILE_ENV: str(share.resolve())}
