@@ -173,7 +173,7 @@ def run_jobs(cfg: RunConfig, seeds: list[int], arms: list[str], budgets: list[in
                     failed.append(f"{name} (exit {rc}; log {log}: {last_line(log)})")
                     progress(f"bench job {name}: FAILED with exit {rc} after {took:.0f} s; log {log}")
                 now = threads_now(jobs, len(todo), len(running), cores())
-                if running and not todo and now != threads:
+                if running and now != threads:  # while a job waits, the share stays --jobs'
                     threads = now
                     write_threads(share, threads)
                     progress(f"bench: {len(running)} job(s) still running, {threads} torch thread(s) each")

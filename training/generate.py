@@ -251,8 +251,6 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     prefixes = [tuple(ids[:_prefix_len(tokenizer, c, t, ids, bool(shared and shared[i])) if prefix_cache else 0])
                 for i, (c, t, ids) in enumerate(zip(conversations, texts, encoded))]
-    heads_of = [tuple(ids[:prompt_prefix_len(tokenizer, c, t, ids)]) if prefix_cache and shared and shared[i] else ()
-                for i, (c, t, ids) in enumerate(zip(conversations, texts, encoded))]
     gen_cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
                                pad_token_id=pad_id, eos_token_id=eos_ids)
     results: list[Generation | None] = [None] * n
@@ -262,7 +260,9 @@ def generate(model, tokenizer, conversations: list[list[dict]], *, max_new_token
         with torch.inference_mode():
             for i, prefix in enumerate(prefixes):  # the key/value cache of each shared prefix, computed once
                 if prefix and prefix not in caches:
-                    head = heads_of[i]  # a sample's whole prompt extends its system prefix's cache
+                    # a sample's whole prompt extends its system prefix's cache (once per distinct prompt)
+                    head = (tuple(encoded[i][:prompt_prefix_len(tokenizer, conversations[i], texts[i], encoded[i])])
+                            if shared and shared[i] else ())
                     if head and len(head) < len(prefix):
                         if head not in caches:
                             caches[head] = _prefix_cache(model, head, device)

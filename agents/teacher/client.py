@@ -306,15 +306,22 @@ class Teacher:
                       if req.share_prompt and (backend in LOCAL_BACKENDS or mode == "plain") else None)
         return _Call(req, spec, backend, model, mode, schema, history, messages, key, est, form, prompt_key)
 
-    def _runnable(self, c: _Call) -> Runnable:
-        k = (c.spec, c.request.temperature, c.request.max_tokens, c.mode, c.schema)
+    def _kept(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """The runnable kept under `key` (one per call shape), built once by `build`."""
         with self._lock:
-            if k not in self._runnables:
-                chat = with_call_params(self.chat_model(c.spec), c.backend, c.request.temperature,
-                                        c.request.max_tokens)
-                self._runnables[k] = (so.structured_runnable(chat, c.schema, c.mode)
-                                      if c.mode in so.API_MODES else chat)
-            return self._runnables[k]
+            if key not in self._runnables:
+                self._runnables[key] = build()
+            return self._runnables[key]
+
+    def _call_chat(self, c: _Call) -> BaseChatModel:
+        """c's chat model with c's temperature and max_tokens."""
+        return with_call_params(self.chat_model(c.spec), c.backend, c.request.temperature, c.request.max_tokens)
+
+    def _runnable(self, c: _Call) -> Runnable:
+        def build() -> Runnable:
+            chat = self._call_chat(c)
+            return so.structured_runnable(chat, c.schema, c.mode) if c.mode in so.API_MODES else chat
+        return self._kept((c.spec, c.request.temperature, c.request.max_tokens, c.mode, c.schema), build)
 
     # -- the public calls --------------------------------------------------------------------------------------
     def ask(self, requests: list[TeacherRequest]) -> list[TeacherReply]:
@@ -672,13 +679,8 @@ class Teacher:
 
     def _choices_model(self, c: _Call, n: int) -> BaseChatModel:
         """c's chat model asking for n choices per request (one per call shape and n, kept as `_runnable`'s are)."""
-        k = (c.spec, c.request.temperature, c.request.max_tokens, "choices", n)
-        with self._lock:
-            if k not in self._runnables:
-                chat = with_call_params(self.chat_model(c.spec), c.backend, c.request.temperature,
-                                        c.request.max_tokens)
-                self._runnables[k] = chat.model_copy(update={"n": n})
-            return self._runnables[k]
+        return self._kept((c.spec, c.request.temperature, c.request.max_tokens, "choices", n),
+                          lambda: self._call_chat(c).model_copy(update={"n": n}))
 
     @staticmethod
     def _choices_counts(c: _Call, result: Any) -> tuple[list[str], int, int]:
