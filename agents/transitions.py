@@ -15,9 +15,9 @@ from ioa_state import pedagogy as ped
 TRANSITIONS = ("advance", "give_up", "remediate", "simplify")
 
 
-def transition(state: LearnerState, svc: Services, single_cycle: bool = False) -> dict:
-    """Apply the last decision; `single_cycle` (the no_organizer ablation) never re-diagnoses."""
-    update = ped.apply_decision(state, svc.cfg.thresholds, svc.cfg.max_rounds_total, single_cycle=single_cycle)
+def transition(state: LearnerState, svc: Services) -> dict:
+    """Apply the last decision."""
+    update = ped.apply_decision(state, svc.cfg.thresholds, svc.cfg.max_rounds_total)
     node = state.decisions[-1].kind
     trace_decisions(svc, update["decisions"][len(state.decisions):], state.stage().modules, node=node)
     return {**update, "phase": node}

@@ -4,7 +4,9 @@ The graph builder (graph/builder.py) wires these instead of IOA's steps; the IOA
 ablation:
 
     no_identifier  every teachable module not yet passed is a target, with uniform weight (no gaps, no severity)
-    no_organizer   one stage holding every target, one round, no mastery gate, no ZPD, one cycle
+    no_organizer   one stage holding every target, one round, no mastery gate, no ZPD; the loop around it is IOA's
+                   (§4 re-diagnose: each diagnosis's targets get their one round, a module given up twice is left),
+                   so the arm can spend the budget it is given
     no_adapter     the teacher's items as first written: no adaptation, no verification, no deduplication
 """
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
-from agents import adapter, diagnostician, examiner, planner, transitions
+from agents import adapter, diagnostician, examiner, planner
 from agents.adapter import AdapterSteps, Judged
 from ioa_state import Decision, LearnerState, Stage, Thresholds
 from ioa_state import pedagogy as ped
@@ -64,10 +66,8 @@ def node_variants(ablation: str) -> dict[str, Callable]:
     if ablation == "no_identifier":
         return {"diagnose": partial(diagnostician.diagnose, targeting=uniform_targets)}
     if ablation == "no_organizer":
-        single = partial(transitions.transition, single_cycle=True)
         return {"plan": partial(planner.plan, make_stages=one_stage),
-                "examine": partial(examiner.examine, policy=examiner.ExamPolicy(decide=one_round)),
-                "advance": single, "give_up": single}
+                "examine": partial(examiner.examine, policy=examiner.ExamPolicy(decide=one_round))}
     if ablation == "no_adapter":
         steps = AdapterSteps(adaptations=no_adaptations, samples=one_sample, judge=keep_as_written,
                              gate_screen=False, repeat_screen=False)

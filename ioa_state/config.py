@@ -303,9 +303,9 @@ class RunConfig(_Strict):
     max_rounds_total: int = Field(40, ge=1, description="safety cap on synthesize-train-examine rounds in a run")
     ablation: Literal["none", "no_identifier", "no_organizer", "no_adapter"] = Field(
         "none", description="switch one IOA component off (for `ioa bench`): no_identifier targets every teachable "
-                            "module with uniform weight; no_organizer trains one stage once, no mastery gate, no ZPD; "
-                            "no_adapter keeps the teacher's items as first written (no adaptation, verification, "
-                            "dedup)")
+                            "module with uniform weight; no_organizer trains each diagnosis's targets as one stage, "
+                            "once, no mastery gate, no ZPD; no_adapter keeps the teacher's items as first written "
+                            "(no adaptation, verification, dedup)")
 
     @model_validator(mode="after")
     def _kd_teacher_local(self) -> "RunConfig":

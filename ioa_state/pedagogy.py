@@ -293,9 +293,7 @@ def remaining_teachable(state: LearnerState, th: Thresholds) -> list[str]:
     return [k for k in deficient if k not in gone]
 
 
-def after_stage(
-    state: LearnerState, th: Thresholds, has_next_stage: bool, single_cycle: bool = False
-) -> Decision | None:
+def after_stage(state: LearnerState, th: Thresholds, has_next_stage: bool) -> Decision | None:
     """After advance or give-up on the last stage (§4 re-diagnose): a new diagnosis while cycles remain and
     deficient, teachable modules not given up twice remain (by their latest scores), else finish."""
     if has_next_stage:
@@ -307,9 +305,6 @@ def after_stage(
     if not left:
         return Decision(kind="finish", reason="last stage done; no deficient, teachable module is left that was not "
                         "given up twice", **base)
-    if single_cycle:
-        return Decision(kind="finish", reason=f"last stage done; one curriculum only ({len(left)} deficient "
-                        "modules left untaught)", **base)
     if state.cycle + 1 < th.max_cycles:
         return Decision(kind="rediagnose", reason=f"last stage done; {len(left)} deficient, teachable modules left "
                         f"({', '.join(left)}); cycle {state.cycle + 1} of max_cycles {th.max_cycles}", **base)
@@ -363,7 +358,7 @@ def replan_pending(stages: list[Stage], current: int, edges: list[Edge], levels:
     ]
 
 
-def apply_decision(view: LearnerState, th: Thresholds, max_rounds_total: int, single_cycle: bool = False) -> dict:
+def apply_decision(view: LearnerState, th: Thresholds, max_rounds_total: int) -> dict:
     """The state changes the last decision (a §4 decision, stored by the examiner) makes, as a partial update (pure).
 
     advance / give up: the stage is closed (passed / gave_up), its modules recorded as passed or not mastered, and
@@ -386,7 +381,7 @@ def apply_decision(view: LearnerState, th: Thresholds, max_rounds_total: int, si
         passed += [k for k in stage.modules if k not in decision.failing and k not in passed]
         not_mastered += [k for k in decision.failing if k not in not_mastered]
         current += 1
-        follow = after_stage(view, th, current < len(stages), single_cycle=single_cycle)
+        follow = after_stage(view, th, current < len(stages))
         if follow is None:
             stages[current].status = "active"
         else:

@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from baselines.ablations import one_round
 from graph.routing import route_after_examine, route_after_plan
 from ioa_state import Decision, Edge, LearnerState, Module, Observation, Stage, Thresholds
 from ioa_state import pedagogy as ped
@@ -153,8 +154,6 @@ def test_after_stage_rediagnoses_while_deficient_teachable_modules_remain():
     # cycle 5 is the 6th of max_cycles 6: finish, naming what was left
     d = ped.after_stage(_covered(cycle=5), TH, False)
     assert d.kind == "finish" and "max_cycles 6 reached" in d.reason and "(b)" in d.reason
-    # the no_organizer ablation: one curriculum only
-    assert ped.after_stage(s, TH, False, single_cycle=True).kind == "finish"
 
 
 def test_after_stage_finishes_when_the_domain_is_covered():
@@ -273,8 +272,21 @@ def test_apply_give_up_on_the_last_stage_records_not_mastered_and_rediagnoses():
     up = ped.apply_decision(_examined("give_up", failing=["a"], n_stages=1), TH, max_rounds_total=40)
     assert up["not_mastered"] == ["a"] and up["passed"] == [] and up["stages"][0].status == "gave_up"
     assert [d.kind for d in up["decisions"]] == ["give_up", "rediagnose"] and up["cycle"] == 1
-    single = ped.apply_decision(_examined("give_up", failing=["a"], n_stages=1), TH, 40, single_cycle=True)
-    assert single["decisions"][-1].kind == "finish" and single["cycle"] == 0
+
+
+def test_no_organizer_gives_each_stage_one_round_and_the_loop_diagnoses_again():
+    # the ablation's exam: r(a) = 0.2 / 0.8 = 0.25 < tau_mastery 0.9 after the first round, which IOA remediates;
+    # without the Organizer the stage ends there, as a give-up of its failing module
+    d = one_round(_state([0.25], 1, {"a": 0.2}), TH)
+    assert d.kind == "give_up" and d.failing == ["a"] and "no mastery gate" in d.reason
+    # the loop around the stage is IOA's: a still deficient (gap 0.75 > tau_gap), given up once -> diagnose again
+    s = _state([0.25], 1, {"a": 0.2}).model_copy(update={"decisions": [d]})
+    up = ped.apply_decision(s, TH, max_rounds_total=40)
+    assert [x.kind for x in up["decisions"]] == ["give_up", "rediagnose"] and up["cycle"] == 1
+    # given up in two cycles: retired (§1.6), so the arm stops as IOA would
+    again = d.model_copy(update={"cycle": 1})
+    s2 = _state([0.25], 1, {"a": 0.2}, cycle=1).model_copy(update={"decisions": [d, again]})
+    assert ped.apply_decision(s2, TH, max_rounds_total=40)["decisions"][-1].kind == "finish"
 
 
 def test_apply_simplify_lowers_the_failing_modules_level_and_the_round_cap_finishes():
