@@ -508,7 +508,9 @@ def answer_candidates(state: LearnerState, svc: Services, plan: RoundPlan, candi
         adapt, names = steps.adaptations(svc, plan.simplify, module_ratio(state, svc, c.module))
         solve = render("solve", context=plan.context_for(c.question) or "", adaptations=adapt)
         # the fixed template's form, where the template adaptation is asked for (adapter.text_form)
-        form = item_forms.answer_form(max_tokens) if cfg.adapter.text_form and "template" in names else None
+        steps_allowed = item_forms.answer_steps(c.level, cfg.adapter.answer_steps_by_level)
+        form = item_forms.answer_form(max_tokens, steps_allowed) if cfg.adapter.text_form and "template" in names \
+            else None
         n = steps.samples(svc, c.source)
         for s in range(0 if c.drafted is None else 1, n):
             reqs.append(TeacherRequest(

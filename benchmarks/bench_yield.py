@@ -11,6 +11,8 @@ Every arm goes through the real teacher client (`hf:smollm2`, the embedded defau
     text-form     adapter.item_format text under its forms (agents/item_forms.py: a question line ending in '?',
                   steps then "Answer: ..."), xgrammar during generation
     text-form-nosheet  text-form with adapter.question_sheet off: the question call without the knowledge sheet
+    text-form-nosheet-levelsteps  text-form-nosheet with adapter.answer_steps_by_level: the answer form allows as
+                  many step lines as the module's level (1 in this round) instead of 3
     text-whole, text-form-nosheet-whole  text and text-form-nosheet with the whole sheet in every call
                   (teacher.context_passages 0; the other arms read it by the pack's passages, zorbia-mixed: 4)
     json-grammar  adapter.item_format json, the schema's grammar during generation (xgrammar)
@@ -48,7 +50,10 @@ from training.device import apply_thread_setting  # noqa: E402
 ARMS = {"text": ("text", None, False, True, None), "text-form": ("text", None, True, True, None),
         "text-form-nosheet": ("text", None, True, False, None), "json-grammar": ("json", "grammar", False, True, None),
         "json-text": ("json", "text", False, True, None), "text-whole": ("text", None, False, True, 0),
-        "text-form-nosheet-whole": ("text", None, True, False, 0)}
+        "text-form-nosheet-whole": ("text", None, True, False, 0),
+        "text-form-nosheet-levelsteps": ("text", None, True, False, None)}
+# arms that differ from another in one more field of the config
+EXTRA = {"text-form-nosheet-levelsteps": {"adapter.answer_steps_by_level": True}}
 PARSE_KINDS = ("unparseable question", "parse")
 
 
@@ -86,7 +91,8 @@ def run_arm(name: str, args) -> dict:
                              "teacher.context_passages": passages,
                              "teacher.token_budget": None,
                              "adapter.top_up_passes": args.top_up, "min_items": 1,
-                             "thresholds.samples_per_seed": args.samples, "teacher.spec": args.teacher})
+                             "thresholds.samples_per_seed": args.samples, "teacher.spec": args.teacher,
+                             **EXTRA.get(name, {})})
     pack, items = load_task(cfg)
     state = learner_state(items, args.modules, args.limit)
     calls: list[dict] = []
@@ -152,8 +158,9 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def _print_ratios(rows: dict[str, dict]) -> None:
     pairs = [(n, "text") for n in ("text-form", "text-form-nosheet", "json-grammar", "json-text")]
-    pairs += [(n, "text-whole") for n in ("text", "text-form-nosheet", "text-form-nosheet-whole")]
-    pairs += [("text-form-nosheet", "text-form-nosheet-whole")]
+    pairs += [(n, "text-whole") for n in ("text", "text-form-nosheet", "text-form-nosheet-whole",
+                                          "text-form-nosheet-levelsteps")]
+    pairs += [("text-form-nosheet", "text-form-nosheet-whole"), ("text-form-nosheet-levelsteps", "text-form-nosheet")]
     for name, base in pairs:
         j, t = rows.get(name), rows.get(base)
         if t is None or j is None:

@@ -114,6 +114,10 @@ class AdapterConfig(_Strict):
                             "call is generated under a grammar (one line ending in '?') and, with adaptations."
                             "template, the answer call too (up to 3 step lines, then 'Answer: ...'); remote teachers "
                             "get the prompt alone (agents/item_forms.py; benchmarks/bench_yield.py measures it)")
+    answer_steps_by_level: bool = Field(False, description="under the answer form, a candidate's answer may have as "
+                                        "many step lines as its module's current difficulty level (1-3) instead "
+                                        "of 3 (agents/item_forms.py answer_form); off: 3 at every level. "
+                                        "benchmarks/bench_yield.py's text-form-nosheet-levelsteps arm measures it")
 
 
 # the `role=` of every teacher call the agents make (agents/, baselines/); tests keep this list in step

@@ -297,6 +297,9 @@ def test_question_and_answer_calls_carry_their_forms_and_no_adapter_answers_go_f
     assert {r.form for r in svc.teacher.requests if r.tag["step"] == "answer"} == {None}  # no template asked for
     svc, _, _ = _run(services, rewrites(replies), **{"adapter.text_form": False})
     assert {r.form for r in svc.teacher.requests} == {None}
+    svc, _, _ = _run(services, rewrites(replies), **{"adapter.answer_steps_by_level": True})  # level 1: one step line
+    answer = {r.form for r in svc.teacher.requests if r.tag["step"] == "answer"}
+    assert answer == {answer_form(min(cfg.teacher.max_tokens, cfg.student.max_length // 2), 1)}
 
 
 def test_without_question_sheet_only_the_answer_call_reads_the_sheet(services):

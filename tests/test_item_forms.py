@@ -10,7 +10,7 @@ from conftest import varied_tiny_model
 
 from agents.diagnostician import parse_level
 from agents.item_checks import parse_question
-from agents.item_forms import LEVEL_FORM, answer_form, question_form
+from agents.item_forms import LEVEL_FORM, answer_form, answer_steps, question_form
 from agents.teacher import Teacher, TeacherRequest
 from agents.teacher.hf_chat import clear_loaded_models
 from ioa_state.config import TeacherConfig
@@ -35,6 +35,11 @@ def test_forms_take_what_the_adapter_parses_and_refuse_what_it_drops():
     assert re.fullmatch(a, "Answer: 42")
     for bad in ("Answer: ", "Its capital is Vell.", "one\ntwo\nthree\nfour\nAnswer: x"):
         assert not re.fullmatch(a, bad), bad
+    one = answer_form(96, answer_steps(1, by_level=True))  # adapter.answer_steps_by_level, a level-1 module
+    assert re.fullmatch(one, "Its capital is Vell.\nAnswer: Vell") and re.fullmatch(one, "Answer: Vell")
+    assert not re.fullmatch(one, "Zorbia is a country.\nIts capital is Vell.\nAnswer: Vell")
+    assert [answer_steps(level, True) for level in (0, 1, 2, 3, 4)] == [1, 1, 2, 3, 3]
+    assert {answer_steps(level, False) for level in (1, 2, 3)} == {3} and answer_form(96, 3) == a
 
 
 def test_noise_under_the_forms_parses_and_closes_within_the_budget(tiny):
