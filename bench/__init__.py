@@ -38,7 +38,7 @@ from bench.arms import (
     check_compatible,
     comparable,
     ensure_ablation,
-    ensure_graph_run,
+    ensure_ioa,
     ensure_matched,
     format_plan,
     plan,
@@ -78,7 +78,7 @@ def run_bench(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str |
     t0 = started if started is not None else time.perf_counter()
     for seed in seeds:
         if any(a in arms for a in ("ioa", "undistilled", *MATCHED)):
-            ioa_dir, ioa_report, action = ensure_graph_run(arm_config(cfg, seed, "ioa", runs_dir, budget), progress)
+            ioa_dir, ioa_report, action = ensure_ioa(arm_config(cfg, seed, "ioa", runs_dir, budget), progress)
             if "ioa" in arms:
                 rows.append(row(seed, "ioa", ioa_dir, ioa_report, action))
             if "undistilled" in arms:

@@ -12,6 +12,10 @@
                    each starts from the IOA run's first diagnosis when there is one (graph/fork.py: the same
                    measurement, its teacher tokens and seconds charged to the ablation too; action "fork")
 
+In a budget sweep the IOA run of a seed starts from the first diagnosis of the same seed's finished IOA run at the
+largest smaller budget in the runs directory, when there is one (`diagnosis_donor`; the same diagnosis, call for
+call, since a budget only stops a run; charged to it as well; action "fork").
+
 A run whose report.json exists is reused, an unfinished one is resumed from its last checkpoint (its teacher cache
 makes the resume pay nothing twice). A run directory made with a different config (apart from operational fields
 such as teacher.base_url) is an error, never silently reused.
@@ -130,6 +134,43 @@ def ensure_graph_run(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
     if not path.is_file():
         raise RuntimeError(f"run {cfg.run_id} ended without a report.json")
     return run_dir, read_report(path), action
+
+
+def diagnosis_donor(cfg: RunConfig) -> Path | None:
+    """For the IOA run cfg names (a bench run at a fixed budget, not started yet): the same seed's finished IOA run at
+    the largest smaller budget in cfg's runs directory, made with the same config but the budget, whose first
+    diagnosis it can start from; None when there is none. Only finished runs are donors (a running one's checkpoints
+    are another process's), and only at a budget no larger than cfg's (a smaller budget may have cut a diagnosis that
+    a larger one finishes; a run whose diagnosis was cut has no checkpoint to give)."""
+    budget = cfg.teacher.token_budget
+    if cfg.ablation != "none" or budget is None or has_checkpoint(Path(cfg.runs_dir) / cfg.run_id):
+        return None
+    donors = []
+    for d in Path(cfg.runs_dir).glob(f"bench-b*-{cfg.seed}-ioa"):
+        other = budget_of(d)
+        if d.name == run_id_for(cfg.seed, "ioa", other) and other is not None and other < budget \
+                and (d / "report.json").is_file() and has_checkpoint(d):
+            try:
+                same = config_diff(load_config(d / "config.yaml"), cfg) == []
+            except ConfigError:
+                same = False
+            if same:
+                donors.append((other, d))
+    return max(donors)[1] if donors else None
+
+
+def ensure_ioa(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
+    """The IOA run cfg names: run (or resumed, or reused); a new one at a fixed budget starts from a smaller budget's
+    first diagnosis when there is one (`diagnosis_donor`)."""
+    from graph.fork import fork_after_diagnosis
+
+    run_dir = Path(cfg.runs_dir) / cfg.run_id
+    check_compatible(run_dir, cfg)
+    donor = diagnosis_donor(cfg)
+    if donor is not None and fork_after_diagnosis(cfg, donor, progress):
+        d, report, _ = ensure_graph_run(cfg, progress)
+        return d, report, "fork"
+    return ensure_graph_run(cfg, progress)
 
 
 def ensure_ablation(cfg: RunConfig, ioa_dir: Path, progress) -> tuple[Path, dict, str]:
@@ -251,8 +292,10 @@ def plan(cfg: RunConfig, seeds: list[int], arms: list[str], runs_dir: str, budge
     for seed in seeds:
         if need_ioa:
             d = Path(runs_dir) / run_id_for(seed, "ioa", budget)
-            steps.append({"seed": seed, "arm": "ioa", "run_dir": str(d), "action": _state_of(d),
-                          "shown": "ioa" in arms})
+            donor = diagnosis_donor(arm_config(cfg, seed, "ioa", runs_dir, budget))
+            steps.append({"seed": seed, "arm": "ioa", "run_dir": str(d),
+                          "action": "fork" if donor is not None else _state_of(d), "shown": "ioa" in arms,
+                          "note": f" (from {donor.name}'s first diagnosis)" if donor is not None else ""})
         if "undistilled" in arms:
             ioa_dir = str(Path(runs_dir) / run_id_for(seed, "ioa", budget))
             steps.append({"seed": seed, "arm": "undistilled", "run_dir": ioa_dir,

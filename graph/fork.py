@@ -1,4 +1,5 @@
-"""A run that starts from another run's first diagnosis: the bench's ablations share the IOA run's (algorithm §5).
+"""A run that starts from another run's first diagnosis: the bench's ablations share the IOA run's (algorithm §5), and
+in a budget sweep an IOA run shares that of the same seed's IOA run at a smaller budget.
 
 The first diagnosis (modules, the teacher's gate and test answers, the initial student's scores, the prerequisite
 prior) is the same measurement for IOA and for each of its ablations: no_organizer and no_adapter replace later
@@ -9,6 +10,11 @@ itself. What the diagnosis cost is charged to the ablation too: the state's teac
 teacher's accounts are restored from it), and its trace starts with the IOA run's diagnosis events (teacher calls,
 module diagnoses, the node's wall seconds), then one `diagnosis_shared` event naming the source run. For
 no_identifier the targets (and severity) are recomputed with its own targeting step on the shared measurements.
+
+The budget only stops a run (a call whose reservation does not fit is not sent): a diagnosis that a run at budget B'
+finished is the diagnosis a run at any budget B >= B' makes, call for call. So an IOA run at B may start from the
+first diagnosis of the same seed's finished IOA run at B' <= B (`ioa bench --budgets`; bench/arms.py
+`diagnosis_donor`), charged the same way.
 
 A fork killed before its checkpoint leaves nothing to resume: the next attempt clears what it wrote and forks again.
 """
@@ -23,6 +29,9 @@ from ioa_state import LearnerState, RunConfig, load_config
 
 # the ablations whose first diagnosis is IOA's (no_identifier: its measurements, with its own targeting)
 SHARES_DIAGNOSIS = ("no_identifier", "no_organizer", "no_adapter")
+# what may start from another run's first diagnosis: those ablations, and IOA itself (from an IOA run at a smaller
+# budget)
+FORKS = ("none", *SHARES_DIAGNOSIS)
 
 
 def diagnosed_state(src_dir: Path) -> LearnerState | None:
@@ -78,7 +87,7 @@ def fork_after_diagnosis(cfg: RunConfig, src_dir: Path, progress=None) -> bool:
     """Write cfg's run directory with its first checkpoint taken from src_dir's first diagnosis (see the module
     docstring); False (nothing written) when src_dir has no first diagnosis to share. The caller then resumes it.
     The caller checks that the two runs' configs agree but for the run's identity and the ablation."""
-    if cfg.ablation not in SHARES_DIAGNOSIS:
+    if cfg.ablation not in FORKS:
         raise ValueError(f"ablation {cfg.ablation!r} does not share IOA's first diagnosis")
     from graph.runner import compiled
 

@@ -480,6 +480,29 @@ def test_a_fixed_budget_is_given_to_every_arm_and_the_sweep_draws_the_curve(firs
                                                                    for a in ("ioa", "oneshot", "undistilled")}
     assert (tmp / "sweep" / "sweep.svg").read_text().count("<path") >= 2
     assert str(low) in saved["table"] and "retention vs teacher-token budget" in saved["table"]
+    # the larger budget's IOA run starts from the smaller one's first diagnosis (a budget only stops a run, so it is
+    # the same diagnosis) and is charged for it; the smaller one had no donor
+    assert rows[(low, "ioa")]["action"] == "run" and rows[(high, "ioa")]["action"] == "fork"
+    low_events, high_events = _events(rows[(low, "ioa")]["run_dir"]), _events(rows[(high, "ioa")]["run_dir"])
+    diag = _first_diagnosis(low_events)
+    strip = [{k: v for k, v in e.items() if k not in ("seq", "ts")} for e in diag]
+    assert [{k: v for k, v in e.items() if k not in ("seq", "ts")} for e in high_events[:len(diag)]] == strip
+    shared = high_events[len(diag)]
+    assert shared["event"] == "diagnosis_shared" and shared["source"] == f"bench-b{low}-0-ioa" and shared["tokens"] > 0
+    assert not any(e["event"] == "teacher_call" and e.get("node") in ("diagnose", "diagnose:test")
+                   for e in high_events[len(diag) + 1:]), "the forked run asked the diagnosis again"
+    ioa_high = _report(rows[(high, "ioa")])
+    assert ioa_high["usage"]["diagnostician"] == ioa_low["usage"]["diagnostician"]
+    assert ioa_high["overall"]["before"] == ioa_low["overall"]["before"]
+    assert ioa_high["overall"]["teacher"] == ioa_low["overall"]["teacher"]
+    # as the unlimited run of the first bench (it needed less than `high`): the same steps, the same spend by role
+    fresh = _report(_rows(result)[("ioa", 0)])
+    assert ioa_high["optimizer_steps"] == fresh["optimizer_steps"]
+    assert ioa_high["usage"]["diagnostician"] == fresh["usage"]["diagnostician"]
+    # a budget between the two: its plan names the smaller one's run as the donor, not the larger one's
+    mid = (low + high) // 2
+    step = next(s for s in bench_mod.plan(cfg, [0], ["ioa"], cfg.runs_dir, mid) if s["arm"] == "ioa")
+    assert step["action"] == "fork" and f"bench-b{low}-0-ioa" in step["note"]
 
 
 def test_jobs_plan_threads_and_command_line(tmp_path):
