@@ -147,15 +147,16 @@ def diagnosis_donor(cfg: RunConfig) -> Path | None:
         return None
     donors = []
     for d in Path(cfg.runs_dir).glob(f"bench-b*-{cfg.seed}-ioa"):
-        other = budget_of(d)
-        if d.name == run_id_for(cfg.seed, "ioa", other) and other is not None and other < budget \
-                and (d / "report.json").is_file() and has_checkpoint(d):
-            try:
-                same = config_diff(load_config(d / "config.yaml"), cfg) == []
-            except ConfigError:
-                same = False
-            if same:
-                donors.append((other, d))
+        if not ((d / "config.yaml").is_file() and (d / "report.json").is_file() and has_checkpoint(d)):
+            continue
+        try:
+            saved = load_config(d / "config.yaml")
+        except ConfigError:  # a run this version cannot read gives nothing
+            continue
+        other = saved.teacher.token_budget
+        if other is not None and other < budget and d.name == run_id_for(cfg.seed, "ioa", other) \
+                and saved.ablation == "none" and config_diff(saved, cfg) == []:
+            donors.append((other, d))
     return max(donors)[1] if donors else None
 
 
