@@ -163,12 +163,16 @@ def diagnosis_donor(cfg: RunConfig) -> Path | None:
 def ensure_ioa(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
     """The IOA run cfg names: run (or resumed, or reused); a new one at a fixed budget starts from a smaller budget's
     first diagnosis when there is one (`diagnosis_donor`)."""
+    check_compatible(Path(cfg.runs_dir) / cfg.run_id, cfg)
+    return _fork_then_run(cfg, diagnosis_donor(cfg), progress)
+
+
+def _fork_then_run(cfg: RunConfig, source: Path | None, progress) -> tuple[Path, dict, str]:
+    """The graph run cfg names, to its end: first forked from `source`'s first diagnosis when a source is given and
+    has one (action "fork"), else run, resumed or reused as it stands."""
     from graph.fork import fork_after_diagnosis
 
-    run_dir = Path(cfg.runs_dir) / cfg.run_id
-    check_compatible(run_dir, cfg)
-    donor = diagnosis_donor(cfg)
-    if donor is not None and fork_after_diagnosis(cfg, donor, progress):
+    if source is not None and fork_after_diagnosis(cfg, source, progress):
         d, report, _ = ensure_graph_run(cfg, progress)
         return d, report, "fork"
     return ensure_graph_run(cfg, progress)
@@ -177,14 +181,10 @@ def ensure_ioa(cfg: RunConfig, progress) -> tuple[Path, dict, str]:
 def ensure_ablation(cfg: RunConfig, ioa_dir: Path, progress) -> tuple[Path, dict, str]:
     """An ablation's run: forked from the IOA run's first diagnosis when it has none of its own yet and the IOA run
     has one (made with the same config but the ablation), then run to its end like any graph run."""
-    from graph.fork import fork_after_diagnosis
-
     run_dir = Path(cfg.runs_dir) / cfg.run_id
     check_compatible(run_dir, cfg)
-    if not has_checkpoint(run_dir) and shares_diagnosis(cfg, ioa_dir) and fork_after_diagnosis(cfg, ioa_dir, progress):
-        d, report, _ = ensure_graph_run(cfg, progress)
-        return d, report, "fork"
-    return ensure_graph_run(cfg, progress)
+    shared = not has_checkpoint(run_dir) and shares_diagnosis(cfg, ioa_dir)
+    return _fork_then_run(cfg, ioa_dir if shared else None, progress)
 
 
 def shares_diagnosis(cfg: RunConfig, ioa_dir: Path) -> bool:
